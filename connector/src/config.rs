@@ -1,0 +1,93 @@
+//! The connector's settings, from the environment (the same names locally and in AWS).
+
+use shared::config::{parsed, required, ConfigError};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// The WebSocket API's management endpoint: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`
+    /// in AWS, `http://127.0.0.1:8001` in local mode.
+    pub management_endpoint: String,
+    /// Names this replica in logs and in `connector_state.leader`.
+    pub id: String,
+    /// How often to read events even without a NOTIFY, and to check the session.
+    pub poll_interval: Duration,
+    /// How often delivery cursors are written back.
+    pub cursor_flush_interval: Duration,
+    /// Management API requests in flight at once, across all connections.
+    pub send_concurrency: usize,
+    /// Per-request timeout; a slower request is retried.
+    pub send_timeout: Duration,
+    /// Events read per query.
+    pub read_batch: i64,
+    /// Events waiting per connection before it falls back to catching up from Postgres.
+    pub queue_per_connection: usize,
+    pub stats_interval: Duration,
+    pub pool_size: usize,
+    /// How often the leader tidies up: expired idempotency keys and tickets, and
+    /// connections API Gateway no longer has.
+    pub housekeeping_interval: Duration,
+    /// A connection silent this long is asked about (`GetConnection`) and removed if gone:
+    /// `$disconnect` is best-effort, and API Gateway closes idle connections after 10 minutes.
+    pub stale_after: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let ms = |name, default, range| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_millis(parsed(&get, name, default, range)?))
+        };
+        Ok(Config {
+            database_url: required(
+                &get,
+                "DATABASE_URL",
+                "a Postgres URL with a direct session (not a transaction pooler)",
+            )?,
+            management_endpoint: required(
+                &get,
+                "WEBSOCKET_MANAGEMENT_ENDPOINT",
+                "the WebSocket API's management endpoint, e.g. http://127.0.0.1:8001 locally",
+            )?,
+            id: get("CONNECTOR_ID")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(default_id),
+            poll_interval: ms("CONNECTOR_POLL_MS", 1000, 50..=60_000)?,
+            cursor_flush_interval: ms("CONNECTOR_CURSOR_FLUSH_MS", 250, 10..=10_000)?,
+            send_concurrency: parsed(&get, "CONNECTOR_SEND_CONCURRENCY", 64, 1..=4096)?,
+            send_timeout: ms("CONNECTOR_SEND_TIMEOUT_MS", 5000, 100..=60_000)?,
+            read_batch: parsed(&get, "CONNECTOR_READ_BATCH", 500, 1..=10_000)?,
+            queue_per_connection: parsed(&get, "CONNECTOR_QUEUE", 1024, 1..=1_000_000)?,
+            stats_interval: Duration::from_secs(parsed(
+                &get,
+                "CONNECTOR_STATS_SECONDS",
+                30,
+                1..=3600,
+            )?),
+            pool_size: parsed(&get, "CONNECTOR_POOL_SIZE", 8, 2..=256)?,
+            housekeeping_interval: Duration::from_secs(parsed(
+                &get,
+                "CONNECTOR_HOUSEKEEPING_SECONDS",
+                60,
+                1..=86_400,
+            )?),
+            stale_after: Duration::from_secs(parsed(
+                &get,
+                "CONNECTOR_STALE_SECONDS",
+                600,
+                1..=86_400,
+            )?),
+        })
+    }
+}
+
+fn default_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "connector".into());
+    format!("{host}-{}", std::process::id())
+}

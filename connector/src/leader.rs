@@ -1,0 +1,326 @@
+//! What the leader does while it holds the lock: read events in order with the gap-free
+//! reader, offer each to the delivery tasks of the connections allowed to see it, start and
+//! stop those tasks as connections subscribe and leave, and write cursors back.
+
+use crate::config::Config;
+use crate::delivery::{Outgoing, Shared, Start, Worker};
+use crate::session::{Session, SessionError, Wake};
+use shared::connections::{self, Connection};
+use shared::events::{self, Audience};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+struct Leader<'a> {
+    cfg: &'a Config,
+    shared: Arc<Shared>,
+    workers: HashMap<String, Worker>,
+    by_account: HashMap<Uuid, HashSet<String>>,
+    /// The newest event id offered to the delivery tasks.
+    head: i64,
+    cancel: CancellationToken,
+}
+
+/// Leads until the session is lost (`Err`) or shutdown (`Ok`). Either way every delivery
+/// task is stopped and cursors are written back before it returns.
+pub async fn lead(
+    cfg: &Config,
+    shared: Arc<Shared>,
+    session: &mut Session,
+    shutdown: &CancellationToken,
+) -> Result<(), SessionError> {
+    let mut leader = Leader {
+        cfg,
+        shared,
+        workers: HashMap::new(),
+        by_account: HashMap::new(),
+        head: 0,
+        cancel: shutdown.child_token(),
+    };
+    let result = leader.run(session, shutdown).await;
+    leader.stop_all().await;
+    leader.flush().await;
+    result
+}
+
+impl Leader<'_> {
+    async fn run(
+        &mut self,
+        session: &mut Session,
+        shutdown: &CancellationToken,
+    ) -> Result<(), SessionError> {
+        // Everything up to here is delivered by the tasks' own catch-up; everything after
+        // by the fan-out.
+        self.head = session
+            .client
+            .query_one("SELECT coalesce(max(id), 0) FROM events", &[])
+            .await?
+            .try_get(0)?;
+        self.shared.metrics.head.store(self.head, Relaxed);
+        session
+            .client
+            .execute(
+                "UPDATE connector_state SET leader = $1, heartbeat_at = now() WHERE id = 1",
+                &[&self.cfg.id],
+            )
+            .await?;
+        self.reconcile_all().await;
+        self.pump().await;
+
+        let mut poll = tokio::time::interval(self.cfg.poll_interval);
+        let mut flush = tokio::time::interval(self.cfg.cursor_flush_interval);
+        let mut housekeeping = tokio::time::interval(self.cfg.housekeeping_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                wake = session.wakes.recv() => {
+                    let Some(first) = wake else { return Err(SessionError::Lost) };
+                    // Coalesce whatever else is waiting into one pass.
+                    let mut new_events = false;
+                    let mut changed = HashSet::new();
+                    for w in std::iter::once(first).chain(std::iter::from_fn(|| session.wakes.try_recv().ok())) {
+                        match w {
+                            Wake::Events => new_events = true,
+                            Wake::Connection(id) => { changed.insert(id); }
+                        }
+                    }
+                    for id in changed {
+                        self.reconcile_one(&id).await;
+                    }
+                    if new_events {
+                        self.pump().await;
+                    }
+                }
+                _ = poll.tick() => {
+                    // Proves the session, and with it the lock, is still ours.
+                    session.check(Duration::from_secs(5)).await?;
+                    ticks += 1;
+                    if ticks.is_multiple_of(5) {
+                        self.reconcile_all().await;
+                        session
+                            .client
+                            .execute(
+                                "UPDATE connector_state SET cursor = $1, leader = $2, heartbeat_at = now() WHERE id = 1",
+                                &[&self.head, &self.cfg.id],
+                            )
+                            .await?;
+                    }
+                    // A lost NOTIFY delays events by one poll at most.
+                    self.pump().await;
+                }
+                _ = flush.tick() => self.flush().await,
+                _ = housekeeping.tick() => self.housekeeping().await,
+            }
+        }
+    }
+
+    /// Reads every committed event after `head` and offers each to the tasks that may see it.
+    async fn pump(&mut self) {
+        loop {
+            let batch = match self.shared.pool.get().await {
+                Ok(db) => {
+                    events::read_after(&db, self.head, self.shared.read_batch, Audience::All).await
+                }
+                Err(e) => Err(e.into()),
+            };
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read events; retrying on the next tick");
+                    return;
+                }
+            };
+            let Some(last) = batch.last() else {
+                self.shared.metrics.lag_ms.store(0, Relaxed);
+                return;
+            };
+            let lag = (chrono::Utc::now() - last.created_at)
+                .num_milliseconds()
+                .max(0);
+            self.shared.metrics.lag_ms.store(lag, Relaxed);
+            let n = batch.len() as i64;
+            for event in batch {
+                let event = Arc::new(Outgoing::from(event));
+                if let Some(ids) = self.by_account.get(&event.account_id) {
+                    for id in ids {
+                        if let Some(w) = self.workers.get(id).filter(|w| w.sees(&event)) {
+                            w.offer(&event);
+                        }
+                    }
+                }
+                self.head = event.id;
+            }
+            self.shared.metrics.events_read.fetch_add(n as u64, Relaxed);
+            self.shared.metrics.head.store(self.head, Relaxed);
+            if n < self.shared.read_batch {
+                return;
+            }
+        }
+    }
+
+    async fn reconcile_one(&mut self, id: &str) {
+        let loaded = match self.shared.pool.get().await {
+            Ok(db) => connections::load(&db, id).await,
+            Err(e) => Err(e.into()),
+        };
+        match loaded {
+            Ok(Some(c)) => self.apply(c).await,
+            Ok(None) => self.stop(id).await,
+            // The periodic full reconcile repairs it.
+            Err(e) => tracing::warn!(connection_id = id, error = %e, "could not load connection"),
+        }
+    }
+
+    /// Makes the tasks match the table: one per subscribing or live connection.
+    async fn reconcile_all(&mut self) {
+        let loaded = match self.shared.pool.get().await {
+            Ok(db) => connections::load_active(&db).await,
+            Err(e) => Err(e.into()),
+        };
+        let active = match loaded {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not load connections");
+                return;
+            }
+        };
+        let keep: HashSet<String> = active.iter().map(|c| c.id.clone()).collect();
+        let gone: Vec<String> = self
+            .workers
+            .keys()
+            .filter(|id| !keep.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.stop(&id).await;
+        }
+        for c in active {
+            self.apply(c).await;
+        }
+    }
+
+    async fn apply(&mut self, c: Connection) {
+        let current = self
+            .workers
+            .get(&c.id)
+            .is_some_and(|w| w.generation == c.generation && !w.is_finished());
+        let start = match c.state.as_str() {
+            "subscribing" => Start::Announce(c.requested_after.unwrap_or(0)),
+            "live" => Start::Resume(c.cursor.or(c.requested_after).unwrap_or(0)),
+            _ => {
+                self.stop(&c.id).await;
+                return;
+            }
+        };
+        if current {
+            return;
+        }
+        self.stop(&c.id).await;
+        let worker = Worker::spawn(self.shared.clone(), &c, start, &self.cancel);
+        self.by_account
+            .entry(c.account_id)
+            .or_default()
+            .insert(c.id.clone());
+        self.workers.insert(c.id.clone(), worker);
+        self.shared
+            .metrics
+            .connections
+            .store(self.workers.len() as i64, Relaxed);
+    }
+
+    async fn stop(&mut self, id: &str) {
+        if let Some(w) = self.workers.remove(id) {
+            if let Some(ids) = self.by_account.get_mut(&w.account_id) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.by_account.remove(&w.account_id);
+                }
+            }
+            w.stop().await;
+            self.shared
+                .metrics
+                .connections
+                .store(self.workers.len() as i64, Relaxed);
+        }
+    }
+
+    async fn stop_all(&mut self) {
+        self.cancel.cancel();
+        let ids: Vec<String> = self.workers.keys().cloned().collect();
+        for id in ids {
+            self.stop(&id).await;
+        }
+    }
+
+    /// Removes what nobody can use any more, and connections API Gateway no longer has but
+    /// whose `$disconnect` never came (it is best-effort).
+    async fn housekeeping(&mut self) {
+        let db = match self.shared.pool.get().await {
+            Ok(db) => db,
+            Err(e) => {
+                tracing::warn!(error = %e, "housekeeping skipped");
+                return;
+            }
+        };
+        match connections::purge_expired(&db).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(rows = n, "purged expired tickets and idempotency keys")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not purge expired rows"),
+        }
+        let silent = match connections::silent(&db, self.cfg.stale_after, 500).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list silent connections");
+                return;
+            }
+        };
+        for id in silent {
+            match self.shared.sender.alive(&id).await {
+                Ok(true) => {
+                    let _ = connections::touch(&db, &id).await;
+                }
+                Ok(false) => {
+                    tracing::info!(
+                        connection_id = id,
+                        "connection is gone (410 on GetConnection); removing it"
+                    );
+                    self.shared.metrics.connections_gone.fetch_add(1, Relaxed);
+                    if let Err(e) = connections::remove(&db, &id).await {
+                        tracing::warn!(connection_id = id, error = %e, "could not remove a gone connection");
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    connection_id = id,
+                    error = e,
+                    "could not probe a silent connection"
+                ),
+            }
+        }
+    }
+
+    /// Writes delivery cursors back (a crash re-sends at most what one flush interval
+    /// delivered; clients drop ids they have seen).
+    async fn flush(&mut self) {
+        let cursors = self.shared.take_progress();
+        if cursors.is_empty() {
+            return;
+        }
+        let saved = match self.shared.pool.get().await {
+            Ok(db) => connections::save_cursors(&db, &cursors).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "could not save cursors; keeping them for the next flush");
+            self.shared.restore_progress(cursors);
+        }
+    }
+}

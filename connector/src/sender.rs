@@ -1,0 +1,146 @@
+//! Posting to connections through the API Gateway management API, with the real
+//! `aws-sdk-apigatewaymanagement` client; only the endpoint differs between AWS and local mode.
+//!
+//! One client (one pooled, kept-alive HTTP connection set) for the process, and a semaphore
+//! bounding requests in flight. Failures other than `410 Gone` are retried with backoff by
+//! the caller's task only, so a slow or failing connection never holds up another.
+
+use crate::metrics::Metrics;
+use aws_sdk_apigatewaymanagement::error::SdkError;
+use aws_sdk_apigatewaymanagement::operation::get_connection::GetConnectionError;
+use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_apigatewaymanagement::Client;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// API Gateway's limit on one message.
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection no longer exists (410): forget it.
+    #[error("connection is gone")]
+    Gone,
+    /// The message is over API Gateway's limit; retrying cannot help.
+    #[error("message too large")]
+    TooLarge,
+    /// The connector is shutting down.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+#[derive(Clone)]
+pub struct Sender {
+    client: Client,
+    limit: Arc<Semaphore>,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Sender {
+    pub async fn new(
+        endpoint: &str,
+        concurrency: usize,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Sender {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(&shared)
+            .endpoint_url(endpoint)
+            // Retries are ours: they must keep one connection's messages in order.
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        Sender {
+            client: Client::from_conf(config),
+            limit: Arc::new(Semaphore::new(concurrency)),
+            timeout,
+            metrics,
+        }
+    }
+
+    /// Whether API Gateway still has the connection (`GetConnection`; 410 means gone).
+    pub async fn alive(&self, connection_id: &str) -> Result<bool, String> {
+        let _permit = self.limit.acquire().await;
+        let reply = tokio::time::timeout(
+            self.timeout,
+            self.client
+                .get_connection()
+                .connection_id(connection_id)
+                .send(),
+        )
+        .await
+        .map_err(|_| format!("timed out after {:?}", self.timeout))?;
+        match reply {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), GetConnectionError::GoneException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(format!("{e:?}")),
+        }
+    }
+
+    /// Posts one message, retrying transient failures with capped backoff until it is
+    /// delivered, the connection is gone, or `cancel` fires.
+    pub async fn post(
+        &self,
+        connection_id: &str,
+        data: Vec<u8>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), SendError> {
+        if data.len() > MAX_MESSAGE_BYTES {
+            return Err(SendError::TooLarge);
+        }
+        let blob = Blob::new(data);
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let attempt = async {
+                let _permit = self.limit.acquire().await;
+                tokio::time::timeout(
+                    self.timeout,
+                    self.client
+                        .post_to_connection()
+                        .connection_id(connection_id)
+                        .data(blob.clone())
+                        .send(),
+                )
+                .await
+            };
+            let outcome = tokio::select! {
+                _ = cancel.cancelled() => return Err(SendError::Cancelled),
+                outcome = attempt => outcome,
+            };
+            let error = match outcome {
+                Ok(Ok(_)) => {
+                    self.metrics.messages_sent.fetch_add(1, Relaxed);
+                    return Ok(());
+                }
+                Ok(Err(SdkError::ServiceError(e))) => match e.err() {
+                    PostToConnectionError::GoneException(_) => return Err(SendError::Gone),
+                    PostToConnectionError::PayloadTooLargeException(_) => {
+                        return Err(SendError::TooLarge)
+                    }
+                    other => format!("{other:?}"),
+                },
+                Ok(Err(other)) => format!("{other:?}"),
+                Err(_) => format!("timed out after {:?}", self.timeout),
+            };
+            self.metrics.send_failures.fetch_add(1, Relaxed);
+            tracing::warn!(
+                connection_id,
+                error,
+                retry_in_ms = delay.as_millis() as u64,
+                "post to connection failed"
+            );
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(SendError::Cancelled),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}

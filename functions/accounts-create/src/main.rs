@@ -1,0 +1,6 @@
+//! `POST /api/v1/accounts`: Creates a merchant account and its first admin.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve(shared::accounts::api::create).await
+}

@@ -1,0 +1,6 @@
+//! `POST /api/v1/auth/login`: Exchanges email and password for an access token.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve(shared::auth::api::login).await
+}

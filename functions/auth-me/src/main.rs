@@ -1,0 +1,6 @@
+//! `GET /api/v1/auth/me`: The caller and their account.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve(shared::auth::api::me).await
+}

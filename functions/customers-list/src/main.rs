@@ -1,0 +1,6 @@
+//! `GET /api/v1/customers`: The account's customers with order count and total spent (admins).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve(shared::customers::api::list).await
+}

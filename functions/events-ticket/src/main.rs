@@ -1,0 +1,6 @@
+//! `POST /api/v1/events/ticket`: a single-use ticket, valid 60 s, to open the event WebSocket.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve(shared::connections::api::ticket).await
+}

@@ -1,0 +1,6 @@
+//! `POST /api/v1/invoices/{id}/pay`: Marks an invoice paid; records `order_updated`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve(shared::invoices::api::pay).await
+}

@@ -1,0 +1,6 @@
+//! `POST /api/v1/invoices/{id}/void`: Voids an invoice; records `order_updated`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve(shared::invoices::api::void).await
+}

@@ -1,0 +1,6 @@
+//! `POST /api/v1/payments/intent`: Creates a payment intent for a plan; records `order_created`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve(shared::payments::api::create_intent).await
+}

@@ -1,0 +1,6 @@
+//! `PATCH /api/v1/plans/{id}`: Changes a plan (admins).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve(shared::plans::api::update).await
+}

@@ -1,0 +1,485 @@
+//! The whole stack as real processes: a fresh database, `cargo lambda watch` serving the
+//! function binaries, the local gateway in front of it, and connector replicas talking to the
+//! gateway's management API through the AWS SDK. Everything is killed when the test ends.
+
+use serde_json::{json, Value};
+use shared::accounts::{self, NewAccount, NewUser};
+use shared::auth::{Principal, Role};
+use shared::db::Tx;
+use shared::plans::{self, NewPlan};
+use shared::testing::{TestDb, JWT_SECRET, WEBHOOK_SECRET};
+use shared::types::{Amount, Currency, Email, Password, Slug};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+pub fn workspace() -> PathBuf {
+    shared::localpg::workspace_root()
+}
+
+/// Whether to run release builds (`BILLWIRE_PROFILE=release`, for benchmarks); tests use
+/// the debug builds `cargo xtask test` makes first.
+fn release() -> bool {
+    std::env::var("BILLWIRE_PROFILE").is_ok_and(|p| p == "release")
+}
+
+/// Where the gateway and connector binaries are.
+fn bin_dir() -> PathBuf {
+    workspace()
+        .join("target")
+        .join(if release() { "release" } else { "debug" })
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A child process in its own process group, killed (with its children) on drop.
+pub struct Proc {
+    child: Option<tokio::process::Child>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: tokio::process::Command, log_dir: &Path) -> Proc {
+        let log = log_dir.join(format!("{name}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let err = file.try_clone().expect("log file");
+        cmd.stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .stdin(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        Proc {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// Sends `signal` (e.g. "KILL", "TERM") to the whole process group.
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = std::process::Command::new("kill")
+                .args([&format!("-{signal}"), "--", &format!("-{pid}")])
+                .status();
+        }
+    }
+
+    pub async fn kill(&mut self) {
+        self.signal("KILL");
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait().await;
+        }
+    }
+
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        tokio::time::timeout(timeout, child.wait()).await.ok()?.ok()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.signal("KILL");
+    }
+}
+
+pub async fn wait_for_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on port {port} after {timeout:?}");
+}
+
+/// Who is in the test world: two accounts, each with an admin and customers.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub principal: Principal,
+    pub token: String,
+}
+
+#[derive(Clone)]
+pub struct People {
+    pub demo_admin: Person,
+    pub ann: Person,
+    pub bob: Person,
+    pub acme_admin: Person,
+    pub zed: Person,
+    pub demo_plan: Uuid,
+    pub acme_plan: Uuid,
+}
+
+pub struct Stack {
+    pub db: TestDb,
+    pub base: String,
+    pub gateway_port: u16,
+    pub watch_port: u16,
+    /// Kept so it is killed with the stack.
+    _watch: Proc,
+    pub gateway: Proc,
+    pub connectors: Vec<Proc>,
+    pub log_dir: PathBuf,
+    pub people: People,
+    pub http: reqwest::Client,
+    database_url: String,
+    connector_env: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+pub struct Options {
+    /// Use this database instead of a fresh one on the shared server.
+    pub database: Option<TestDb>,
+    pub gateway_env: Vec<(String, String)>,
+    pub connector_env: Vec<(String, String)>,
+    /// Run the functions with local mode's secrets (for the checked-in example events).
+    pub local_secrets: bool,
+}
+
+impl Stack {
+    pub async fn start(test: &str) -> Stack {
+        Self::start_with(test, Options::default()).await
+    }
+
+    pub async fn start_with(test: &str, options: Options) -> Stack {
+        let db = match options.database {
+            Some(db) => db,
+            None => TestDb::new().await,
+        };
+        let log_dir = workspace()
+            .join("target/e2e")
+            .join(format!("{test}-{}", chrono::Utc::now().format("%H%M%S%3f")));
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let people = people(&db).await;
+
+        let watch_port = free_port();
+        let mut watch_cmd = tokio::process::Command::new("cargo");
+        watch_cmd
+            .current_dir(workspace())
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--concurrency",
+                "2",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(watch_port.to_string())
+            .env("DATABASE_URL", &db.url)
+            .env(
+                "JWT_SECRET",
+                if options.local_secrets {
+                    shared::demo::LOCAL_JWT_SECRET
+                } else {
+                    JWT_SECRET
+                },
+            )
+            .env(
+                "WEBHOOK_SECRET",
+                if options.local_secrets {
+                    shared::demo::LOCAL_WEBHOOK_SECRET
+                } else {
+                    WEBHOOK_SECRET
+                },
+            )
+            .env("DB_POOL_SIZE", "2")
+            .env("LOG_FORMAT", "text")
+            .env("RUST_LOG", "info");
+        let watch = Proc::spawn("cargo-lambda-watch", watch_cmd, &log_dir);
+
+        let gateway_port = free_port();
+        let mut gw_cmd = tokio::process::Command::new(bin_dir().join("gateway"));
+        gw_cmd
+            .current_dir(workspace())
+            .env("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}"))
+            .env(
+                "GATEWAY_INVOKE_URL",
+                format!("http://127.0.0.1:{watch_port}"),
+            )
+            .env("LOG_FORMAT", "text");
+        for (k, v) in &options.gateway_env {
+            gw_cmd.env(k, v);
+        }
+        let gateway = Proc::spawn("gateway", gw_cmd, &log_dir);
+        wait_for_port(watch_port, Duration::from_secs(60)).await;
+        wait_for_port(gateway_port, Duration::from_secs(30)).await;
+
+        let stack = Stack {
+            watch_port,
+            connector_env: options.connector_env,
+            database_url: db.url.clone(),
+            db,
+            base: format!("http://127.0.0.1:{gateway_port}"),
+            gateway_port,
+            _watch: watch,
+            gateway,
+            connectors: Vec::new(),
+            log_dir,
+            people,
+            http: reqwest::Client::new(),
+        };
+        stack.warm_up(watch_port).await;
+        stack
+    }
+
+    /// `cargo lambda watch` starts a function on its first invocation (a `cargo run`,
+    /// seconds when several stacks share the build lock): start the ones the tests use,
+    /// with harmless events, before anything is timed.
+    async fn warm_up(&self, watch_port: u16) {
+        use shared::apigw::{HttpEvent, WsEvent};
+        let http = |f: &'static str| (f, HttpEvent::get("/warm-up").to_json());
+        let calls = [
+            ("ws-connect", WsEvent::connect("warm-up").to_json()),
+            (
+                "ws-default",
+                WsEvent::message("warm-up", "$default", "{}").to_json(),
+            ),
+            (
+                "ws-disconnect",
+                WsEvent::disconnect("warm-up", 1000, "warm-up").to_json(),
+            ),
+            http("events-ticket"),
+            http("auth-login"),
+            http("payments-intent"),
+            http("payments-confirm"),
+            http("payments-refund"),
+            http("invoices-create"),
+        ];
+        let invoke = |(function, event): (&'static str, Value)| {
+            let url = format!(
+                "http://127.0.0.1:{watch_port}/2015-03-31/functions/{function}/invocations"
+            );
+            let http = self.http.clone();
+            async move {
+                let reply = http
+                    .post(&url)
+                    .json(&event)
+                    .timeout(Duration::from_secs(120))
+                    .send()
+                    .await;
+                assert!(reply.is_ok(), "warming up {function}: {reply:?}");
+            }
+        };
+        futures::future::join_all(calls.into_iter().map(invoke)).await;
+    }
+
+    pub fn ws_url(&self, ticket: &str) -> String {
+        format!("ws://127.0.0.1:{}/ws?ticket={ticket}", self.gateway_port)
+    }
+
+    fn connector_command(&self, index: usize) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(bin_dir().join("connector"));
+        cmd.current_dir(workspace())
+            .env("DATABASE_URL", &self.database_url)
+            .env("WEBSOCKET_MANAGEMENT_ENDPOINT", &self.base)
+            .env("CONNECTOR_ID", format!("connector-{index}"))
+            .env("CONNECTOR_POLL_MS", "200")
+            .env("CONNECTOR_STATS_SECONDS", "1")
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("LOG_FORMAT", "text")
+            .env("RUST_LOG", "info");
+        for (k, v) in &self.connector_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts another connector replica; returns its index.
+    pub fn start_connector(&mut self) -> usize {
+        let index = self.connectors.len();
+        let cmd = self.connector_command(index);
+        self.connectors.push(Proc::spawn(
+            &format!("connector-{index}"),
+            cmd,
+            &self.log_dir,
+        ));
+        index
+    }
+
+    /// Restarts replica `index` after it was killed (same id, a new log).
+    pub fn restart_connector(&mut self, index: usize) {
+        let cmd = self.connector_command(index);
+        self.connectors[index] =
+            Proc::spawn(&format!("connector-{index}-restarted"), cmd, &self.log_dir);
+    }
+
+    /// The replica holding the leadership lock right now, if any.
+    pub async fn leader_now(&self) -> Option<String> {
+        let key = connector::session::LEADER_LOCK;
+        let (class, obj) = ((key >> 32) as u32 as i64, (key & 0xffff_ffff) as u32 as i64);
+        self.db
+            .client()
+            .await
+            .query_opt(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                  WHERE l.locktype = 'advisory' AND l.granted
+                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    AND l.classid::text::bigint = $1 AND l.objid::text::bigint = $2",
+                &[&class, &obj],
+            )
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.get::<_, String>(0).trim_start_matches("billwire-connector ").to_string())
+    }
+
+    /// Waits up to `timeout` for some replica to lead.
+    pub async fn leader(&self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(l) = self.leader_now().await {
+                return Some(l);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("gateway answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn ticket(&self, token: &str) -> String {
+        let (status, body) = self.post("/api/v1/events/ticket", token, json!({})).await;
+        assert_eq!(status, 201, "ticket: {body}");
+        body["ticket"].as_str().expect("ticket").to_string()
+    }
+
+    /// Records `n` events straight into the outbox (see [`record`]).
+    pub async fn burst(&self, n: usize, targets: &[(Uuid, Option<Uuid>)], pad: usize) -> Vec<i64> {
+        record(&self.database_url, n, targets, pad).await
+    }
+}
+
+/// Records `n` events from a connection of its own, each in its own transaction, spread
+/// round-robin over the (account, user) pairs, with `pad` bytes of filler in each.
+pub async fn record(url: &str, n: usize, targets: &[(Uuid, Option<Uuid>)], pad: usize) -> Vec<i64> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let filler = "x".repeat(pad);
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let (account, user) = targets[i % targets.len()];
+        let row = client
+            .query_one(
+                "SELECT record_event($1, $2, 'order_updated', $3)",
+                &[&account, &user, &json!({ "n": i, "pad": filler })],
+            )
+            .await
+            .expect("record_event");
+        ids.push(row.get(0));
+    }
+    ids
+}
+
+async fn people(db: &TestDb) -> People {
+    let mut client = db.client().await;
+    let mut tx = Tx::begin(&mut client).await.expect("tx");
+    let user = |email: &str, name: &str| {
+        let (email, name) = (email.to_string(), name.to_string());
+        async move {
+            NewUser::new(
+                Email::parse("email", &email).expect("email"),
+                name,
+                &Password::parse("password", "Test123!").expect("password"),
+            )
+            .await
+            .expect("user")
+        }
+    };
+    let mut make_account = Vec::new();
+    for slug in ["demo", "acme"] {
+        make_account.push(NewAccount {
+            id: Uuid::now_v7(),
+            name: slug.to_string(),
+            slug: Slug::parse("slug", slug).expect("slug"),
+            currency: Currency::parse("currency", "USD").expect("usd"),
+            admin: user(&format!("admin@{slug}.test"), "Admin").await,
+        });
+    }
+    let mut admins = Vec::new();
+    for new in make_account {
+        let (account, admin) = accounts::create(&mut tx, new).await.expect("account");
+        let plan = plans::create(
+            &mut tx,
+            account.id,
+            NewPlan {
+                id: Uuid::now_v7(),
+                name: "Pro".into(),
+                description: String::new(),
+                monthly_price: Amount::parse("p", 1900).expect("price"),
+                yearly_price: Amount::parse("p", 19000).expect("price"),
+                currency: Currency::parse("c", "USD").expect("usd"),
+            },
+        )
+        .await
+        .expect("plan");
+        admins.push((account, admin, plan));
+    }
+    let ann = accounts::register_customer(&mut tx, "demo", user("ann@demo.example", "Ann").await)
+        .await
+        .expect("ann");
+    let bob = accounts::register_customer(&mut tx, "demo", user("bob@demo.example", "Bob").await)
+        .await
+        .expect("bob");
+    let zed = accounts::register_customer(&mut tx, "acme", user("zed@acme.example", "Zed").await)
+        .await
+        .expect("zed");
+    tx.commit().await.expect("commit");
+    let person = |id: Uuid, account: Uuid, role: Role| {
+        let principal = Principal {
+            user_id: id,
+            account_id: account,
+            role,
+        };
+        let (token, _) = db.app.tokens.issue(&principal).expect("token");
+        Person { principal, token }
+    };
+    let (demo, demo_admin, demo_plan) = &admins[0];
+    let (acme, acme_admin, acme_plan) = &admins[1];
+    People {
+        demo_admin: person(demo_admin.id, demo.id, Role::Admin),
+        ann: person(ann.id, demo.id, Role::Customer),
+        bob: person(bob.id, demo.id, Role::Customer),
+        acme_admin: person(acme_admin.id, acme.id, Role::Admin),
+        zed: person(zed.id, acme.id, Role::Customer),
+        demo_plan: demo_plan.id,
+        acme_plan: acme_plan.id,
+    }
+}

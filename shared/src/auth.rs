@@ -1,0 +1,363 @@
+//! Who is calling: access tokens (JWT, HS256 pinned), password hashing (argon2id), and the
+//! login and `me` endpoints.
+
+use crate::app::App;
+use crate::config::JwtSettings;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{self, ApiResponse};
+use crate::types::{Email, Password};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use http::StatusCode;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lambda_http::Request;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees and manages the whole account.
+    Admin,
+    /// Sees its own orders, invoices and events.
+    Customer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Customer => "customer",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Result<Role, ApiError> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "customer" => Ok(Role::Customer),
+            other => Err(ApiError::internal(format!(
+                "unknown role {other:?} in database"
+            ))),
+        }
+    }
+}
+
+/// The authenticated caller, as proven by a valid access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub account_id: Uuid,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn require_admin(&self) -> ApiResult<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "this action needs an admin of the account",
+            ))
+        }
+    }
+
+    /// The customer whose rows this caller may see: `None` for an admin (the whole account),
+    /// `Some(self)` for a customer.
+    pub fn customer_scope(&self) -> Option<Uuid> {
+        (!self.is_admin()).then_some(self.user_id)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    acc: Uuid,
+    role: Role,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and verifies access tokens. Built once per process.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    settings: JwtSettings,
+}
+
+/// Clock skew tolerated on `exp` and `iat`, in seconds.
+const LEEWAY_SECONDS: i64 = 30;
+
+impl Tokens {
+    pub fn new(settings: JwtSettings) -> Self {
+        // Only HS256 is accepted: a token whose header names another algorithm (including
+        // "none") fails before its signature is even looked at.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECONDS as u64;
+        Tokens {
+            encoding: EncodingKey::from_secret(&settings.secret),
+            decoding: DecodingKey::from_secret(&settings.secret),
+            validation,
+            settings,
+        }
+    }
+
+    /// Issues an access token; returns it with its lifetime in seconds.
+    pub fn issue(&self, who: &Principal) -> ApiResult<(String, u64)> {
+        let now = Utc::now().timestamp();
+        let ttl = self.settings.access_token_ttl.as_secs();
+        Ok((self.issue_at(who, now, now + ttl as i64)?, ttl))
+    }
+
+    /// A token issued at `iat` that expires at `exp` (unix seconds). The API only issues
+    /// short-lived ones through [`Tokens::issue`]; this exists for local example events.
+    pub fn issue_at(&self, who: &Principal, iat: i64, exp: i64) -> ApiResult<String> {
+        let claims = Claims {
+            sub: who.user_id,
+            acc: who.account_id,
+            role: who.role,
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            iat,
+            exp,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
+    }
+
+    pub fn verify(&self, token: &str) -> ApiResult<Principal> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                ApiError::unauthorized(match e.kind() {
+                    ErrorKind::ExpiredSignature => "access token has expired; log in again",
+                    _ => "access token is invalid",
+                })
+            })?;
+        let claims = data.claims;
+        if claims.iat > Utc::now().timestamp() + LEEWAY_SECONDS {
+            return Err(ApiError::unauthorized("access token is invalid"));
+        }
+        Ok(Principal {
+            user_id: claims.sub,
+            account_id: claims.acc,
+            role: claims.role,
+        })
+    }
+}
+
+/// The caller behind `Authorization: Bearer <token>`, or 401.
+pub fn authenticate(app: &App, req: &Request) -> ApiResult<Principal> {
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <access token>"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("Authorization must be \"Bearer <access token>\""))?;
+    app.tokens.verify(token)
+}
+
+/// Hashes a password with argon2id (19 MiB, 2 passes: OWASP's recommendation), off the
+/// async runtime's threads.
+pub async fn hash_password(password: &Password) -> ApiResult<String> {
+    let pw = password.expose().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(pw.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+/// Checks a password against a stored hash in constant time, off the runtime's threads.
+pub async fn verify_password(password: &str, hash: &str) -> bool {
+    let (pw, hash) = (password.to_owned(), hash.to_owned());
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(pw.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A hash of nothing anyone knows, verified when the email is unknown so that a login
+/// for a missing user costs the same time as one with a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(Uuid::new_v4().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct User {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+impl User {
+    pub const COLUMNS: &'static str = "id, account_id, email, name, role, created_at";
+
+    pub fn from_row(row: &tokio_postgres::Row) -> ApiResult<User> {
+        Ok(User {
+            id: row.try_get("id")?,
+            account_id: row.try_get("account_id")?,
+            email: row.try_get("email")?,
+            name: row.try_get("name")?,
+            role: Role::from_db(row.try_get("role")?)?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
+pub struct Credentials {
+    pub email: Email,
+    pub password: String,
+    pub account: Option<String>,
+}
+
+/// Checks credentials and issues an access token. An email used in several accounts needs
+/// the account's slug; the password is checked before that is revealed.
+pub async fn login(
+    app: &App,
+    db: &impl GenericClient,
+    creds: &Credentials,
+) -> ApiResult<TokenResponse> {
+    let rows = db
+        .query(
+            "SELECT u.id, u.account_id, u.role, u.password_hash
+               FROM users u JOIN accounts a ON a.id = u.account_id
+              WHERE lower(u.email) = lower($1) AND ($2::text IS NULL OR a.slug = $2)
+              ORDER BY u.created_at
+              LIMIT 20",
+            &[&creds.email.as_str(), &creds.account],
+        )
+        .await?;
+    let mut matched = Vec::new();
+    for row in &rows {
+        let hash: String = row.try_get("password_hash")?;
+        if verify_password(&creds.password, &hash).await {
+            matched.push(Principal {
+                user_id: row.try_get("id")?,
+                account_id: row.try_get("account_id")?,
+                role: Role::from_db(row.try_get("role")?)?,
+            });
+        }
+    }
+    if rows.is_empty() {
+        verify_password(&creds.password, decoy_hash()).await;
+    }
+    let who =
+        match matched.as_slice() {
+            [who] => *who,
+            [] => return Err(ApiError::unauthorized("email or password is wrong")),
+            _ => return Err(ApiError::bad_request(
+                "account_required",
+                "this email belongs to several accounts; pass \"account\" with the account's slug",
+            )),
+        };
+    let (access_token, expires_in) = app.tokens.issue(&who)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "bearer",
+        expires_in,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+pub mod api {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct LoginInput {
+        email: String,
+        password: String,
+        #[serde(default)]
+        account: Option<String>,
+    }
+
+    /// `POST /api/v1/auth/login`. Not idempotency-keyed on purpose: it changes nothing, so
+    /// a retry is already safe, and storing its response would persist a bearer token.
+    pub async fn login(app: App, req: Request) -> ApiResult<ApiResponse> {
+        let input: LoginInput = http::json_body(&req)?;
+        if input.password.is_empty() || input.password.chars().count() > Password::MAX {
+            return Err(ApiError::unauthorized("email or password is wrong"));
+        }
+        let creds = Credentials {
+            email: Email::parse("email", &input.email)?,
+            password: input.password,
+            account: input.account.map(|a| a.trim().to_string()),
+        };
+        let db = app.db().await?;
+        let token = super::login(&app, &db, &creds).await?;
+        http::json(StatusCode::OK, &token)
+    }
+
+    /// `GET /api/v1/auth/me`: the caller and their account.
+    pub async fn me(app: App, req: Request) -> ApiResult<ApiResponse> {
+        let who = authenticate(&app, &req)?;
+        let db = app.db().await?;
+        let row = db
+            .query_opt(
+                "SELECT u.id, u.account_id, u.email, u.name, u.role, u.created_at,
+                        a.name AS account_name, a.slug AS account_slug, a.currency AS account_currency
+                   FROM users u JOIN accounts a ON a.id = u.account_id
+                  WHERE u.id = $1 AND u.account_id = $2",
+                &[&who.user_id, &who.account_id],
+            )
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("this user no longer exists"))?;
+        let user = User::from_row(&row)?;
+        let account = serde_json::json!({
+            "id": user.account_id,
+            "name": row.try_get::<_, String>("account_name")?,
+            "slug": row.try_get::<_, String>("account_slug")?,
+            "currency": row.try_get::<_, String>("account_currency")?,
+        });
+        let mut body = serde_json::to_value(&user).map_err(ApiError::internal)?;
+        body["account"] = account;
+        http::json(StatusCode::OK, &body)
+    }
+}

@@ -1,0 +1,367 @@
+use crate::handler;
+use crate::support::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use shared::testing::JWT_SECRET;
+
+fn login() -> Handler {
+    handler!(shared::auth::api::login)
+}
+
+fn me() -> Handler {
+    handler!(shared::auth::api::me)
+}
+
+#[tokio::test]
+async fn login_issues_a_short_lived_bearer_token_that_me_accepts() {
+    let w = world().await;
+    w.merchant("shop").await;
+    w.customer("shop", "ann@example.com").await;
+    let reply = w
+        .send(
+            HttpEvent::post("/api/v1/auth/login")
+                .json(&json!({ "email": "Ann@Example.com", "password": "Test123!" })),
+            login(),
+        )
+        .await;
+    reply.assert_status(200);
+    assert_eq!(reply.body["token_type"], "bearer");
+    assert_eq!(reply.body["expires_in"], 900);
+    let token = reply.body["access_token"].as_str().expect("token");
+    let me = w
+        .send(HttpEvent::get("/api/v1/auth/me").bearer(token), me())
+        .await;
+    me.assert_status(200);
+    assert_eq!(me.body["email"], "ann@example.com");
+    assert_eq!(me.body["role"], "customer");
+    assert_eq!(me.body["account"]["slug"], "shop");
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_refused_alike() {
+    let w = world().await;
+    w.merchant("shop").await;
+    w.customer("shop", "ann@example.com").await;
+    for body in [
+        json!({ "email": "ann@example.com", "password": "Wrong123!" }),
+        json!({ "email": "nobody@example.com", "password": "Test123!" }),
+        json!({ "email": "ann@example.com", "password": "" }),
+        json!({ "email": "ann@example.com", "password": "Test123!", "account": "other" }),
+    ] {
+        let reply = w
+            .send(HttpEvent::post("/api/v1/auth/login").json(&body), login())
+            .await;
+        reply.assert_error(401, "unauthorized");
+        assert_eq!(reply.body["error"]["message"], "email or password is wrong");
+    }
+    for body in [
+        json!({ "email": "ann@example.com" }),
+        json!({ "email": 1, "password": "x" }),
+    ] {
+        w.send(HttpEvent::post("/api/v1/auth/login").json(&body), login())
+            .await
+            .assert_error(400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn an_email_in_two_accounts_needs_the_account() {
+    let w = world().await;
+    w.merchant("one").await;
+    w.merchant("two").await;
+    w.customer("one", "ann@example.com").await;
+    w.customer("two", "ann@example.com").await;
+    let reply = w
+        .send(
+            HttpEvent::post("/api/v1/auth/login")
+                .json(&json!({ "email": "ann@example.com", "password": "Test123!" })),
+            login(),
+        )
+        .await;
+    reply.assert_error(400, "account_required");
+    let reply = w
+        .send(
+            HttpEvent::post("/api/v1/auth/login").json(
+                &json!({ "email": "ann@example.com", "password": "Test123!", "account": "two" }),
+            ),
+            login(),
+        )
+        .await;
+    reply.assert_status(200);
+    let token = reply.body["access_token"].as_str().expect("token");
+    let me = w
+        .send(HttpEvent::get("/api/v1/auth/me").bearer(token), me())
+        .await;
+    assert_eq!(me.body["account"]["slug"], "two");
+}
+
+fn claims(overrides: serde_json::Value, actor: &Actor) -> serde_json::Value {
+    let now = chrono::Utc::now().timestamp();
+    let mut c = json!({
+        "sub": actor.id, "acc": actor.account_id, "role": "admin",
+        "iss": "billwire", "aud": "billwire-api", "iat": now, "exp": now + 600
+    });
+    for (k, v) in overrides.as_object().cloned().unwrap_or_default() {
+        if v.is_null() {
+            c.as_object_mut().map(|m| m.remove(&k));
+        } else {
+            c[k] = v;
+        }
+    }
+    c
+}
+
+fn sign(claims: &serde_json::Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+/// Every way a token can be wrong, against a protected endpoint.
+#[tokio::test]
+async fn bad_tokens_are_refused() {
+    let w = world().await;
+    let admin = w.merchant("shop").await;
+    let now = chrono::Utc::now().timestamp();
+    let good = sign(&claims(json!({}), &admin), JWT_SECRET);
+    // The good token works, so the refusals below are about the token alone.
+    w.send(HttpEvent::get("/api/v1/auth/me").bearer(&good), me())
+        .await
+        .assert_status(200);
+
+    let b64 = |v: &serde_json::Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    let payload = claims(json!({}), &admin);
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({ "alg": "none", "typ": "JWT" })),
+        b64(&payload)
+    );
+    let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+    parts[1] = b64(&claims(
+        json!({ "role": "admin", "sub": uuid::Uuid::new_v4() }),
+        &admin,
+    ));
+    let tampered = parts.join(".");
+    let hs512 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS512),
+        &payload,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("sign");
+
+    let cases: Vec<(&str, HttpEvent)> = vec![
+        ("missing", HttpEvent::get("/api/v1/auth/me")),
+        (
+            "not bearer",
+            HttpEvent::get("/api/v1/auth/me").header("authorization", format!("Basic {good}")),
+        ),
+        (
+            "empty bearer",
+            HttpEvent::get("/api/v1/auth/me").header("authorization", "Bearer "),
+        ),
+        (
+            "garbage",
+            HttpEvent::get("/api/v1/auth/me").bearer("not.a.jwt"),
+        ),
+        (
+            "expired",
+            HttpEvent::get("/api/v1/auth/me").bearer(&sign(
+                &claims(json!({ "iat": now - 7200, "exp": now - 3600 }), &admin),
+                JWT_SECRET,
+            )),
+        ),
+        (
+            "wrong secret",
+            HttpEvent::get("/api/v1/auth/me").bearer(&sign(
+                &payload,
+                "another-secret-another-secret-another-secret",
+            )),
+        ),
+        (
+            "alg none",
+            HttpEvent::get("/api/v1/auth/me").bearer(&alg_none),
+        ),
+        (
+            "tampered",
+            HttpEvent::get("/api/v1/auth/me").bearer(&tampered),
+        ),
+        ("hs512", HttpEvent::get("/api/v1/auth/me").bearer(&hs512)),
+        (
+            "wrong issuer",
+            HttpEvent::get("/api/v1/auth/me")
+                .bearer(&sign(&claims(json!({ "iss": "evil" }), &admin), JWT_SECRET)),
+        ),
+        (
+            "wrong audience",
+            HttpEvent::get("/api/v1/auth/me").bearer(&sign(
+                &claims(json!({ "aud": "other" }), &admin),
+                JWT_SECRET,
+            )),
+        ),
+        (
+            "no exp",
+            HttpEvent::get("/api/v1/auth/me")
+                .bearer(&sign(&claims(json!({ "exp": null }), &admin), JWT_SECRET)),
+        ),
+        (
+            "no iat",
+            HttpEvent::get("/api/v1/auth/me")
+                .bearer(&sign(&claims(json!({ "iat": null }), &admin), JWT_SECRET)),
+        ),
+        (
+            "iat in the future",
+            HttpEvent::get("/api/v1/auth/me").bearer(&sign(
+                &claims(json!({ "iat": now + 3600 }), &admin),
+                JWT_SECRET,
+            )),
+        ),
+        (
+            "unknown role",
+            HttpEvent::get("/api/v1/auth/me").bearer(&sign(
+                &claims(json!({ "role": "root" }), &admin),
+                JWT_SECRET,
+            )),
+        ),
+    ];
+    for (what, event) in cases {
+        let reply = w.send(event, me()).await;
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        reply.assert_error(401, "unauthorized");
+    }
+}
+
+/// Every protected endpoint refuses a request without a token, and writes nothing.
+#[tokio::test]
+async fn every_protected_endpoint_needs_a_token() {
+    let w = world().await;
+    w.merchant("shop").await;
+    let id = uuid::Uuid::now_v7();
+    let endpoints: Vec<(HttpEvent, Handler)> = vec![
+        (
+            HttpEvent::get("/api/v1/auth/me"),
+            handler!(shared::auth::api::me),
+        ),
+        (
+            HttpEvent::get("/api/v1/plans"),
+            handler!(shared::plans::api::list),
+        ),
+        (
+            HttpEvent::post("/api/v1/plans").json(&json!({})),
+            handler!(shared::plans::api::create),
+        ),
+        (
+            HttpEvent::patch("/api/v1/plans/{id}")
+                .param("id", id)
+                .json(&json!({})),
+            handler!(shared::plans::api::update),
+        ),
+        (
+            HttpEvent::post("/api/v1/payments/intent").json(&json!({})),
+            handler!(shared::payments::api::create_intent),
+        ),
+        (
+            HttpEvent::post("/api/v1/payments/{id}/confirm").param("id", id),
+            handler!(shared::payments::api::confirm),
+        ),
+        (
+            HttpEvent::post("/api/v1/payments/{id}/refund").param("id", id),
+            handler!(shared::payments::api::refund),
+        ),
+        (
+            HttpEvent::get("/api/v1/payments"),
+            handler!(shared::payments::api::list),
+        ),
+        (
+            HttpEvent::get("/api/v1/payments/{id}").param("id", id),
+            handler!(shared::payments::api::get),
+        ),
+        (
+            HttpEvent::post("/api/v1/invoices").json(&json!({})),
+            handler!(shared::invoices::api::create),
+        ),
+        (
+            HttpEvent::post("/api/v1/invoices/{id}/finalize").param("id", id),
+            handler!(shared::invoices::api::finalize),
+        ),
+        (
+            HttpEvent::post("/api/v1/invoices/{id}/pay").param("id", id),
+            handler!(shared::invoices::api::pay),
+        ),
+        (
+            HttpEvent::post("/api/v1/invoices/{id}/void").param("id", id),
+            handler!(shared::invoices::api::void),
+        ),
+        (
+            HttpEvent::post("/api/v1/invoices/{id}/mark-uncollectible").param("id", id),
+            handler!(shared::invoices::api::mark_uncollectible),
+        ),
+        (
+            HttpEvent::get("/api/v1/invoices"),
+            handler!(shared::invoices::api::list),
+        ),
+        (
+            HttpEvent::get("/api/v1/invoices/{id}").param("id", id),
+            handler!(shared::invoices::api::get),
+        ),
+        (
+            HttpEvent::get("/api/v1/customers"),
+            handler!(shared::customers::api::list),
+        ),
+        (
+            HttpEvent::get("/api/v1/events"),
+            handler!(shared::events::api::list),
+        ),
+        (
+            HttpEvent::get("/api/v1/dashboard/stats"),
+            handler!(shared::stats::api::dashboard),
+        ),
+    ];
+    for (event, h) in endpoints {
+        w.refuses(event, h, 401, "unauthorized").await;
+    }
+}
+
+/// Admin-only endpoints refuse customers with 403 and write nothing.
+#[tokio::test]
+async fn admin_endpoints_refuse_customers() {
+    let w = world().await;
+    let admin = w.merchant("shop").await;
+    let ann = w.customer("shop", "ann@example.com").await;
+    let plan = w.plan(&admin, "Pro").await;
+    let payment = w.intent(&ann, &plan, "card").await;
+    w.confirm(&ann, &payment).await.assert_status(200);
+    let invoice = w.invoice(&admin, &ann).await;
+    let t = &ann.token;
+    let endpoints: Vec<(HttpEvent, Handler)> = vec![
+        (
+            HttpEvent::post("/api/v1/plans").bearer(t).json(&json!({ "name": "X", "monthly_price": 1, "yearly_price": 1, "currency": "USD" })),
+            handler!(shared::plans::api::create),
+        ),
+        (
+            HttpEvent::patch("/api/v1/plans/{id}").param("id", plan["id"].as_str().unwrap_or_default()).bearer(t).json(&json!({ "active": false })),
+            handler!(shared::plans::api::update),
+        ),
+        (
+            HttpEvent::post("/api/v1/payments/{id}/refund").param("id", payment["id"].as_str().unwrap_or_default()).bearer(t),
+            handler!(shared::payments::api::refund),
+        ),
+        (
+            HttpEvent::post("/api/v1/invoices").bearer(t).json(&json!({ "customer_id": ann.id, "lines": [{ "description": "x", "quantity": 1, "unit_amount": 1 }] })),
+            handler!(shared::invoices::api::create),
+        ),
+        (
+            HttpEvent::post("/api/v1/invoices/{id}/finalize").param("id", invoice["id"].as_str().unwrap_or_default()).bearer(t),
+            handler!(shared::invoices::api::finalize),
+        ),
+        (HttpEvent::get("/api/v1/customers").bearer(t), handler!(shared::customers::api::list)),
+    ];
+    for (event, h) in endpoints {
+        w.refuses(event, h, 403, "forbidden").await;
+    }
+}
