@@ -134,7 +134,7 @@ async fn an_order_reaches_the_admin_within_a_second_with_the_seeds_fields() {
     assert_eq!(data["plan_name"], "Pro");
     assert_eq!(data["billing_cycle"], "monthly");
     assert_eq!(data["customer"]["id"], p.ann.principal.user_id.to_string());
-    assert_eq!(data["customer"]["email"], "ann@demo.example");
+    assert_eq!(data["customer"]["email"], "ann@shop.example");
 
     // Ann gets her own order; Bob only his; the other account nothing.
     assert!(
@@ -835,7 +835,14 @@ async fn the_checked_in_example_events_work_with_cargo_lambda_invoke() {
             .join("events/example.json");
         let out = std::process::Command::new("cargo")
             .current_dir(stack::workspace())
-            .args(["lambda", "invoke", function, "--invoke-port"])
+            .args([
+                "lambda",
+                "invoke",
+                function,
+                "-A",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
             .arg(s.watch_port.to_string())
             .arg("--data-file")
             .arg(&file)

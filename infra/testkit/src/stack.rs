@@ -423,8 +423,10 @@ async fn people(db: &TestDb) -> People {
             .expect("user")
         }
     };
+    // Not the demo loader's slugs ("demo", "acme"): a test may load the demo data beside
+    // this world, e.g. to drive the checked-in example events.
     let mut make_account = Vec::new();
-    for slug in ["demo", "acme"] {
+    for slug in ["shop", "rival"] {
         make_account.push(NewAccount {
             id: Uuid::now_v7(),
             name: slug.to_string(),
@@ -452,13 +454,13 @@ async fn people(db: &TestDb) -> People {
         .expect("plan");
         admins.push((account, admin, plan));
     }
-    let ann = accounts::register_customer(&mut tx, "demo", user("ann@demo.example", "Ann").await)
+    let ann = accounts::register_customer(&mut tx, "shop", user("ann@shop.example", "Ann").await)
         .await
         .expect("ann");
-    let bob = accounts::register_customer(&mut tx, "demo", user("bob@demo.example", "Bob").await)
+    let bob = accounts::register_customer(&mut tx, "shop", user("bob@shop.example", "Bob").await)
         .await
         .expect("bob");
-    let zed = accounts::register_customer(&mut tx, "acme", user("zed@acme.example", "Zed").await)
+    let zed = accounts::register_customer(&mut tx, "rival", user("zed@rival.example", "Zed").await)
         .await
         .expect("zed");
     tx.commit().await.expect("commit");
