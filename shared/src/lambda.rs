@@ -15,7 +15,7 @@ use std::time::Instant;
 pub async fn serve<H, F>(handler: H) -> Result<(), lambda_http::Error>
 where
     H: Fn(App, Request) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = ApiResult<ApiResponse>> + Send,
+    F: Future<Output = ApiResult<ApiResponse>> + Send + 'static,
 {
     crate::telemetry::init();
     let app = App::from_env()?;
@@ -23,12 +23,16 @@ where
 }
 
 /// Serves `handler` with an already-built `App`.
+///
+/// `run_concurrent` is sequential on classic Lambda and serves `AWS_LAMBDA_MAX_CONCURRENCY`
+/// invocations at once where that is set (Lambda Managed Instances, `cargo lambda watch
+/// --concurrency`), sharing the one pool.
 pub async fn run<H, F>(app: App, handler: H) -> Result<(), lambda_http::Error>
 where
     H: Fn(App, Request) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = ApiResult<ApiResponse>> + Send,
+    F: Future<Output = ApiResult<ApiResponse>> + Send + 'static,
 {
-    lambda_http::run(lambda_http::service_fn(move |req: Request| {
+    lambda_http::run_concurrent(lambda_http::service_fn(move |req: Request| {
         let (app, handler) = (app.clone(), handler.clone());
         async move { Ok::<_, lambda_http::Error>(dispatch(&handler, app, req).await) }
     }))
@@ -74,11 +78,11 @@ where
 pub async fn serve_ws<H, F>(handler: H) -> Result<(), lambda_http::Error>
 where
     H: Fn(App, ApiGatewayWebsocketProxyRequest) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = ApiGatewayProxyResponse> + Send,
+    F: Future<Output = ApiGatewayProxyResponse> + Send + 'static,
 {
     crate::telemetry::init();
     let app = App::from_env()?;
-    lambda_http::lambda_runtime::run(lambda_http::service_fn(
+    lambda_http::lambda_runtime::run_concurrent(lambda_http::service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
             let (app, handler) = (app.clone(), handler.clone());
             async move {
