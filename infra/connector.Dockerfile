@@ -9,6 +9,8 @@ RUN cargo build --release --locked -p connector
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/connector /usr/local/bin/connector
+# CA bundles for TLS to Postgres (DATABASE_CA_FILE=/opt/rds-global-bundle.pem; infra/certs/README.md).
+COPY infra/certs/ /opt/
 # SIGTERM (ECS stop) makes it flush cursors and release leadership before exiting.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/connector"]

@@ -6,6 +6,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// A PEM bundle the database server's certificate must chain to (see `shared::db::Connect`).
+    pub database_ca_file: Option<std::path::PathBuf>,
     /// The WebSocket API's management endpoint: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`
     /// in AWS, `http://127.0.0.1:8001` in local mode.
     pub management_endpoint: String,
@@ -48,6 +50,9 @@ impl Config {
                 "DATABASE_URL",
                 "a Postgres URL with a direct session (not a transaction pooler)",
             )?,
+            database_ca_file: get("DATABASE_CA_FILE")
+                .filter(|s| !s.is_empty())
+                .map(Into::into),
             management_endpoint: required(
                 &get,
                 "WEBSOCKET_MANAGEMENT_ENDPOINT",

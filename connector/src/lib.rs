@@ -32,7 +32,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), shared::config::ConfigError> {
     let metrics = Arc::new(Metrics::default());
-    let pool = shared::db::pool(&cfg.database_url, cfg.pool_size)?;
+    let connect = shared::db::Connect::new(&cfg.database_url, cfg.database_ca_file.as_deref())?;
+    let pool = shared::db::pool(&connect, cfg.pool_size)?;
     let sender = Sender::new(
         &cfg.management_endpoint,
         cfg.send_concurrency,
@@ -74,7 +75,7 @@ pub async fn run(
     );
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        let mut session = match Session::connect(&cfg.database_url, &cfg.id).await {
+        let mut session = match Session::connect(&connect, &cfg.id).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(connector = cfg.id, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach Postgres");

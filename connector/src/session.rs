@@ -3,6 +3,7 @@
 //! NOTIFY wake-ups. When it dies, leadership dies with it.
 
 use futures::StreamExt;
+use shared::db::Connect;
 use shared::{connections, events};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -36,8 +37,8 @@ pub enum SessionError {
 impl Session {
     /// Connects as `billwire-connector <id>` (the name shows who holds the lock in
     /// `pg_stat_activity`).
-    pub async fn connect(database_url: &str, id: &str) -> Result<Session, SessionError> {
-        let mut config: tokio_postgres::Config = database_url.parse()?;
+    pub async fn connect(connect: &Connect, id: &str) -> Result<Session, SessionError> {
+        let mut config = connect.config.clone();
         config
             .application_name(format!("billwire-connector {id}"))
             .connect_timeout(Duration::from_secs(5))
@@ -45,7 +46,7 @@ impl Session {
             .keepalives_idle(Duration::from_secs(10))
             .keepalives_interval(Duration::from_secs(5))
             .keepalives_retries(3);
-        let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+        let (client, mut connection) = config.connect(connect.tls.clone()).await?;
         let (tx, wakes) = mpsc::unbounded_channel();
         // Notifications reach only code that polls the connection for messages; a plain
         // spawned connection future would drop them.

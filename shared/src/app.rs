@@ -17,7 +17,7 @@ impl App {
     /// Builds the state from `Config`. The pool connects lazily, on the first request, so a
     /// cold start does not pay for a connection the invocation may not need.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
-        let pool = db::pool(&config.database_url, config.db_pool_size)?;
+        let pool = db::pool(&config.connect()?, config.db_pool_size)?;
         let tokens = Arc::new(Tokens::new(config.jwt.clone()));
         Ok(App {
             config: Arc::new(config),

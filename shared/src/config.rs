@@ -20,6 +20,8 @@ pub enum ConfigError {
 #[derive(Clone)]
 pub struct Config {
     pub database_url: String,
+    /// A PEM bundle the database server's certificate must chain to (see `db::Connect`).
+    pub database_ca_file: Option<std::path::PathBuf>,
     pub db_pool_size: usize,
     pub jwt: JwtSettings,
     /// Signs payment-provider webhooks; only the webhook function needs it.
@@ -33,6 +35,7 @@ impl std::fmt::Debug for Config {
         // The URL may carry a password; secrets never reach a log.
         f.debug_struct("Config")
             .field("database_url", &"<redacted>")
+            .field("database_ca_file", &self.database_ca_file)
             .field("db_pool_size", &self.db_pool_size)
             .field("jwt", &self.jwt)
             .field(
@@ -65,6 +68,11 @@ impl std::fmt::Debug for JwtSettings {
 pub const MIN_SECRET_BYTES: usize = 32;
 
 impl Config {
+    /// How to reach the database: `DATABASE_URL` with `DATABASE_CA_FILE`'s TLS roots.
+    pub fn connect(&self) -> Result<crate::db::Connect, ConfigError> {
+        crate::db::Connect::new(&self.database_url, self.database_ca_file.as_deref())
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -90,6 +98,9 @@ impl Config {
         }
         Ok(Config {
             database_url,
+            database_ca_file: get("DATABASE_CA_FILE")
+                .filter(|s| !s.is_empty())
+                .map(Into::into),
             db_pool_size: parsed(&get, "DB_POOL_SIZE", 2, 1..=64)?,
             jwt: JwtSettings {
                 secret: secret.into_bytes(),

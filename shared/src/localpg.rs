@@ -162,6 +162,30 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Turns TLS on with the given PEM certificate chain and key (`ssl = on`, then a restart).
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+        let data = self.dir.join("data");
+        let write = |name: &str, text: &str| {
+            fs::write(data.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
+        };
+        write("server.crt", cert_pem)?;
+        write("server.key", key_pem)?;
+        // Postgres refuses a key that others can read.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(data.join("server.key"), fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+        let mut conf =
+            fs::read_to_string(data.join("postgresql.conf")).map_err(|e| e.to_string())?;
+        conf.push_str("\nssl = on\n");
+        write("postgresql.conf", &conf)?;
+        if is_root() {
+            chown_postgres(&self.dir)?;
+        }
+        self.restart()
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let Ok(bin) = binaries() {

@@ -9,7 +9,7 @@ use shared::{config::Config, db, demo, telemetry};
 async fn main() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env()?;
-    let pool = db::pool(&config.database_url, 1)?;
+    let pool = db::pool(&config.connect()?, 1)?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let pool = pool.clone();
         async move {

@@ -192,7 +192,8 @@ async fn db() -> Result<(localpg::Server, String), String> {
             .map_err(|e| e.to_string())?;
     }
     let url = server.url(LOCAL_DATABASE);
-    let pool = shared::db::pool(&url, 2).map_err(|e| e.to_string())?;
+    let connect = shared::db::Connect::new(&url, None).map_err(|e| e.to_string())?;
+    let pool = shared::db::pool(&connect, 2).map_err(|e| e.to_string())?;
     let mut client = pool.get().await.map_err(|e| e.to_string())?;
     shared::db::migrate(&mut client)
         .await

@@ -16,4 +16,5 @@ mod payments;
 mod plans;
 mod scoping;
 mod stats;
+mod tls;
 mod webhooks;
