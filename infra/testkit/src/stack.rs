@@ -18,6 +18,25 @@ pub fn workspace() -> PathBuf {
     shared::localpg::workspace_root()
 }
 
+/// The variables cargo sets for the package it runs (`cargo run`, `cargo test`, nextest).
+/// A cargo started from such a process inherits them, and build scripts that watch them
+/// (ring's: `rerun-if-env-changed=CARGO_PKG_NAME`) see a change, so every binary above
+/// them would be rebuilt, and rebuilt again by the next cargo started from a shell. Every
+/// cargo we start goes without them.
+pub fn package_env_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| {
+            k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    k.as_str(),
+                    "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR"
+                )
+        })
+        .collect()
+}
+
 /// Whether to run release builds (`BILLWIRE_PROFILE=release`, for benchmarks); tests use
 /// the debug builds `cargo xtask test` makes first.
 fn release() -> bool {
@@ -177,6 +196,9 @@ impl Stack {
 
         let watch_port = free_port();
         let mut watch_cmd = tokio::process::Command::new("cargo");
+        for name in package_env_vars() {
+            watch_cmd.env_remove(name);
+        }
         watch_cmd
             .current_dir(workspace())
             .args([

@@ -27,6 +27,11 @@ pub use shared::demo::{LOCAL_JWT_SECRET, LOCAL_WEBHOOK_SECRET};
 pub const LOCAL_DATABASE: &str = "billwire";
 
 fn main() -> ExitCode {
+    // Run through `cargo run`; the cargo builds started from here must look like ones
+    // started from a shell, or they rebuild everything (see `package_env_vars`).
+    for name in testkit::stack::package_env_vars() {
+        std::env::remove_var(name);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
