@@ -871,3 +871,18 @@ async fn the_checked_in_example_events_work_with_cargo_lambda_invoke() {
         "the payment's event is not in the log"
     );
 }
+
+/// The dashboard in a real Chromium, against the whole stack with the demo data: it logs
+/// in, goes Live, shows a customer's order live (toast and +1 exactly once), draws its
+/// charts, and survives a 1000-event burst, a dropped socket and replayed ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_money_moving_in_a_real_browser() {
+    let mut s = Stack::start("browser").await;
+    s.start_connector();
+    let mut db = s.db.client().await;
+    shared::demo::load(&mut db).await.expect("demo data");
+    match testkit::browser::run(&s.base).await {
+        Ok(output) => assert!(output.contains(" 0 failed"), "{output}"),
+        Err(output) => panic!("the dashboard's browser test failed:\n{output}"),
+    }
+}

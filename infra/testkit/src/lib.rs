@@ -2,5 +2,6 @@
 //! real processes against a fresh database; [`client`] is a WebSocket client that behaves
 //! like a dashboard.
 
+pub mod browser;
 pub mod client;
 pub mod stack;

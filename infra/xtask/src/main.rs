@@ -92,6 +92,7 @@ async fn ensure_postgres() -> Result<localpg::Server, String> {
 
 async fn test(extra: &[String]) -> Result<(), String> {
     dev::require_cargo_lambda()?;
+    browser_test_dependencies()?;
     let server = ensure_postgres().await?;
     sweep_stale_test_databases(&server).await;
     // The end-to-end tests run the real binaries: the gateway, the connector, and every
@@ -128,6 +129,44 @@ async fn test(extra: &[String]) -> Result<(), String> {
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !status.success() {
             return Err("doctests failed".into());
+        }
+    }
+    Ok(())
+}
+
+/// The dashboard's browser test (an e2e test) drives Chromium with playwright-core from
+/// Node. Chromium and Node are the machine's to install; the npm package is fetched here.
+fn browser_test_dependencies() -> Result<(), String> {
+    let runs = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !runs("node", "--version") || !runs("npm", "--version") {
+        return Err("the dashboard's browser test needs Node 18+ and npm \
+                    (Debian/Ubuntu: apt-get install nodejs npm)"
+            .into());
+    }
+    if testkit::browser::chromium().is_none() {
+        return Err(
+            "the dashboard's browser test needs Chromium (Debian/Ubuntu: apt-get install \
+                    chromium), or CHROMIUM set to a Chrome or Chromium binary"
+                .into(),
+        );
+    }
+    let tests = localpg::workspace_root().join("web").join("tests");
+    if !tests.join("node_modules").join("playwright-core").exists() {
+        eprintln!("xtask: npm ci in web/tests (playwright-core, for the browser test)");
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&tests)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err("npm ci in web/tests failed".into());
         }
     }
     Ok(())
