@@ -97,6 +97,73 @@ pub fn require_cargo_lambda() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo lambda watch` starts each function on its first request, through `cargo run`
+/// (a second or more each, longer while they queue for cargo's lock): the dashboard's first
+/// load used to wait about 12 s to go Live. One harmless request per function first (no
+/// token, no body, an unknown connection: each is refused and writes nothing), so the
+/// first real request finds every function running.
+async fn warm(root: &Path) -> Result<(), String> {
+    use futures::StreamExt;
+    use shared::apigw::{HttpEvent, WsEvent};
+    let template = gateway::template::Template::load(&root.join("template.yaml"))
+        .map_err(|e| e.to_string())?;
+    let mut events: Vec<(String, serde_json::Value)> = template
+        .http_routes
+        .iter()
+        .map(|r| {
+            let event = HttpEvent::new(&r.method, &r.path)
+                .param("id", "00000000-0000-7000-8000-000000000000")
+                .to_json();
+            (r.function.clone(), event)
+        })
+        .collect();
+    for r in &template.ws_routes {
+        let event = match r.route_key.as_str() {
+            "$connect" => WsEvent::connect("warm-up"),
+            "$disconnect" => WsEvent::disconnect("warm-up", 1000, "warm-up"),
+            key => WsEvent::message("warm-up", key, r#"{"action":"ping"}"#),
+        };
+        events.push((r.function.clone(), event.to_json()));
+    }
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    events.dedup_by(|a, b| a.0 == b.0);
+    eprintln!("xtask: starting {} functions", events.len());
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    let failed: Vec<String> = futures::stream::iter(events)
+        .map(|(function, event)| {
+            let http = http.clone();
+            async move {
+                let url = format!(
+                    "http://127.0.0.1:{WATCH_PORT}/2015-03-31/functions/{function}/invocations"
+                );
+                let ok = http
+                    .post(url)
+                    .json(&event)
+                    .timeout(Duration::from_secs(120))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                (!ok).then_some(function)
+            }
+        })
+        .buffer_unordered(4)
+        .filter_map(|f| async move { f })
+        .collect()
+        .await;
+    if !failed.is_empty() {
+        return Err(format!(
+            "these functions did not start: {}; see target/dev/functions.log",
+            failed.join(", ")
+        ));
+    }
+    eprintln!(
+        "xtask: all functions running ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 pub async fn run() -> Result<(), String> {
     require_cargo_lambda()?;
     let root = localpg::workspace_root();
@@ -174,6 +241,7 @@ pub async fn run() -> Result<(), String> {
         c
     };
     let mut connector = Service::spawn("connector", connector_cmd(), &logs)?;
+    warm(&root).await?;
 
     banner(&url, &logs);
 
