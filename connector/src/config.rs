@@ -1,6 +1,6 @@
 //! The connector's settings, from the environment (the same names locally and in AWS).
 
-use shared::config::{parsed, required, ConfigError};
+use shared::config::{database_ca_file, parsed, required, ConfigError};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -50,9 +50,7 @@ impl Config {
                 "DATABASE_URL",
                 "a Postgres URL with a direct session (not a transaction pooler)",
             )?,
-            database_ca_file: get("DATABASE_CA_FILE")
-                .filter(|s| !s.is_empty())
-                .map(Into::into),
+            database_ca_file: database_ca_file(&get),
             management_endpoint: required(
                 &get,
                 "WEBSOCKET_MANAGEMENT_ENDPOINT",

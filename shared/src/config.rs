@@ -98,9 +98,7 @@ impl Config {
         }
         Ok(Config {
             database_url,
-            database_ca_file: get("DATABASE_CA_FILE")
-                .filter(|s| !s.is_empty())
-                .map(Into::into),
+            database_ca_file: database_ca_file(&get),
             db_pool_size: parsed(&get, "DB_POOL_SIZE", 2, 1..=64)?,
             jwt: JwtSettings {
                 secret: secret.into_bytes(),
@@ -134,6 +132,13 @@ impl Config {
             }),
         }
     }
+}
+
+/// `DATABASE_CA_FILE`: the PEM bundle the database's certificate must chain to (`db::Connect`).
+pub fn database_ca_file(get: impl Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
+    get("DATABASE_CA_FILE")
+        .filter(|s| !s.is_empty())
+        .map(Into::into)
 }
 
 pub fn required(

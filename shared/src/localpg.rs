@@ -124,6 +124,13 @@ fn start_private(dir: &Path) -> Result<PathBuf, String> {
     Ok(dir.to_path_buf())
 }
 
+/// A port nothing listens on right now (for a throwaway cluster or a test's server).
+pub fn free_port() -> std::io::Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+}
+
 /// A throwaway cluster of a test's own (for tests that restart Postgres), stopped and
 /// deleted on drop.
 pub struct Cluster {

@@ -51,10 +51,7 @@ fn bin_dir() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    shared::localpg::free_port().expect("a free port")
 }
 
 /// A child process in its own process group, killed (with its children) on drop.

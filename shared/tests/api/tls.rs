@@ -4,7 +4,7 @@
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use shared::config::ConfigError;
 use shared::db::{self, Connect};
-use shared::localpg::{workspace_root, Cluster};
+use shared::localpg::{free_port, workspace_root, Cluster};
 use std::path::{Path, PathBuf};
 
 struct Ca {
@@ -52,19 +52,13 @@ async fn tls_in_use(url: &str, ca_file: Option<&Path>) -> Result<bool, String> {
     Ok(row.get(0))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[tokio::test]
 async fn database_tls_is_used_when_asked_for_and_always_verified() {
     let dir = workspace_root()
         .join("target/tls-test")
         .join(uuid::Uuid::new_v4().simple().to_string());
-    let cluster = Cluster::start(&dir, free_port()).expect("a cluster of our own");
+    let cluster =
+        Cluster::start(&dir, free_port().expect("a free port")).expect("a cluster of our own");
     let url = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port);
     let require = format!("{url}?sslmode=require");
 
