@@ -1,5 +1,5 @@
-//! Who is calling: access tokens (JWT, HS256 pinned), password hashing (argon2id), and the
-//! login and `me` endpoints.
+//! Who is calling: access tokens (JWT, HS256 pinned), refresh tokens (opaque, single-use,
+//! rotated), password hashing (argon2id), and the login, refresh and `me` endpoints.
 
 use crate::app::App;
 use crate::config::JwtSettings;
@@ -291,12 +291,7 @@ pub async fn login(
                 "this email belongs to several accounts; pass \"account\" with the account's slug",
             )),
         };
-    let (access_token, expires_in) = app.tokens.issue(&who)?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "bearer",
-        expires_in,
-    })
+    session(app, db, &who, Uuid::now_v7()).await
 }
 
 #[derive(Debug, Serialize)]
@@ -304,6 +299,123 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
+    /// Trade it for a new pair at `POST /api/v1/auth/refresh`; it works once.
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+}
+
+fn refresh_hash(token: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// An access token and a fresh refresh token of `family` (one family per login).
+async fn session(
+    app: &App,
+    db: &impl GenericClient,
+    who: &Principal,
+    family: Uuid,
+) -> ApiResult<TokenResponse> {
+    use rand::RngCore;
+    let (access_token, expires_in) = app.tokens.issue(who)?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let refresh_token = format!("rt_{}", hex::encode(bytes));
+    let ttl = app.config.jwt.refresh_token_ttl.as_secs();
+    db.execute(
+        "INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        &[
+            &refresh_hash(&refresh_token),
+            &family,
+            &who.user_id,
+            &(ttl as f64),
+        ],
+    )
+    .await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "bearer",
+        expires_in,
+        refresh_token,
+        refresh_expires_in: ttl,
+    })
+}
+
+/// What `refresh` found for a presented token.
+enum Presented {
+    Valid(Principal, Uuid),
+    /// Already traded in: its family is revoked.
+    Reused,
+    Invalid,
+}
+
+/// Trades a refresh token for a new pair. The token is spent; presenting a spent token
+/// again revokes every token of its login (whoever holds a copy loses it), and all
+/// refusals look alike.
+pub async fn refresh(
+    app: &App,
+    db: &mut crate::db::Client,
+    token: &str,
+) -> ApiResult<TokenResponse> {
+    let refused = || {
+        ApiError::new(
+            http::StatusCode::UNAUTHORIZED,
+            "invalid_refresh_token",
+            "the refresh token is unknown, expired, revoked or already used; log in again",
+        )
+    };
+    let tx = db.transaction().await?;
+    let row = tx
+        .query_opt(
+            "SELECT r.family, r.used_at IS NOT NULL AS used,
+                    r.revoked_at IS NULL AND r.expires_at > now() AS live,
+                    u.id AS user_id, u.account_id, u.role
+               FROM refresh_tokens r JOIN users u ON u.id = r.user_id
+              WHERE r.token_hash = $1
+              FOR UPDATE OF r",
+            &[&refresh_hash(token)],
+        )
+        .await?;
+    let presented = match row {
+        None => Presented::Invalid,
+        Some(row) if !row.try_get::<_, bool>("live")? => Presented::Invalid,
+        Some(row) if row.try_get::<_, bool>("used")? => {
+            tx.execute(
+                "UPDATE refresh_tokens SET revoked_at = now()
+                  WHERE family = $1 AND revoked_at IS NULL",
+                &[&row.try_get::<_, Uuid>("family")?],
+            )
+            .await?;
+            Presented::Reused
+        }
+        Some(row) => Presented::Valid(
+            Principal {
+                user_id: row.try_get("user_id")?,
+                account_id: row.try_get("account_id")?,
+                role: Role::from_db(row.try_get("role")?)?,
+            },
+            row.try_get("family")?,
+        ),
+    };
+    match presented {
+        Presented::Invalid => Err(refused()),
+        Presented::Reused => {
+            tx.commit().await?;
+            tracing::warn!("a spent refresh token was presented again; its login is revoked");
+            Err(refused())
+        }
+        Presented::Valid(who, family) => {
+            tx.execute(
+                "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1",
+                &[&refresh_hash(token)],
+            )
+            .await?;
+            let pair = session(app, &tx, &who, family).await?;
+            tx.commit().await?;
+            Ok(pair)
+        }
+    }
 }
 
 pub mod api {
@@ -333,6 +445,27 @@ pub mod api {
         let db = app.db().await?;
         let token = super::login(&app, &db, &creds).await?;
         http::json(StatusCode::OK, &token)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RefreshInput {
+        refresh_token: String,
+    }
+
+    /// `POST /api/v1/auth/refresh` `{"refresh_token"}`: a new access token and a new
+    /// refresh token; the presented one is spent.
+    pub async fn refresh(app: App, req: Request) -> ApiResult<ApiResponse> {
+        let input: RefreshInput = http::json_body(&req)?;
+        let token = input.refresh_token.trim();
+        if token.is_empty() || token.len() > 1024 {
+            return Err(ApiError::validation(
+                "refresh_token must be the refresh token login returned",
+            ));
+        }
+        let mut db = app.db().await?;
+        let pair = super::refresh(&app, &mut db, token).await?;
+        http::json(StatusCode::OK, &pair)
     }
 
     /// `GET /api/v1/auth/me`: the caller and their account.

@@ -52,6 +52,8 @@ pub struct JwtSettings {
     pub issuer: String,
     pub audience: String,
     pub access_token_ttl: Duration,
+    /// How long a refresh token (single-use, rotated) stays valid.
+    pub refresh_token_ttl: Duration,
 }
 
 impl std::fmt::Debug for JwtSettings {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for JwtSettings {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
             .finish()
     }
 }
@@ -109,6 +112,12 @@ impl Config {
                     "ACCESS_TOKEN_TTL_SECONDS",
                     900,
                     60..=86_400,
+                )?),
+                refresh_token_ttl: Duration::from_secs(parsed(
+                    &get,
+                    "REFRESH_TOKEN_TTL_SECONDS",
+                    14 * 86_400,
+                    300..=90 * 86_400,
                 )?),
             },
             webhook_secret: get("WEBHOOK_SECRET")

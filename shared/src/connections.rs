@@ -210,7 +210,7 @@ pub async fn silent(
     .collect()
 }
 
-/// Housekeeping: drops tickets and idempotency keys nobody can use any more, a batch at a
+/// Housekeeping: drops tickets, idempotency keys and refresh tokens nobody can use any more, a batch at a
 /// time. Returns how many rows went.
 pub async fn purge_expired(db: &impl GenericClient) -> ApiResult<u64> {
     let tickets = db
@@ -226,7 +226,15 @@ pub async fn purge_expired(db: &impl GenericClient) -> ApiResult<u64> {
             &[],
         )
         .await?;
-    Ok(tickets + keys)
+    // Expired refresh tokens can buy nothing; spent ones are kept until then, to catch a replay.
+    let refresh = db
+        .execute(
+            "DELETE FROM refresh_tokens WHERE ctid IN
+               (SELECT ctid FROM refresh_tokens WHERE expires_at < now() - interval '1 hour' LIMIT 10000)",
+            &[],
+        )
+        .await?;
+    Ok(tickets + keys + refresh)
 }
 
 /// Connections that are subscribed or asking to be.

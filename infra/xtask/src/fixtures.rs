@@ -27,6 +27,7 @@ pub fn write() -> Result<(), String> {
         issuer: "billwire".into(),
         audience: "billwire-api".into(),
         access_token_ttl: Duration::from_secs(900),
+        refresh_token_ttl: Duration::from_secs(14 * 86_400),
     });
     let account = stable_id("account/demo");
     let token = |email: &str, role| {
@@ -69,7 +70,8 @@ pub fn write() -> Result<(), String> {
         ) || route.function.starts_with("invoices-")
             && !matches!(route.function.as_str(), "invoices-list" | "invoices-get");
         event = match route.function.as_str() {
-            "accounts-create" | "auth-register" | "auth-login" | "payments-webhook" => event,
+            "accounts-create" | "auth-register" | "auth-login" | "auth-refresh"
+            | "payments-webhook" => event,
             _ if admin_only => event.bearer(&admin),
             _ => event.bearer(&customer),
         };
@@ -83,6 +85,8 @@ pub fn write() -> Result<(), String> {
             "auth-login" => Some(json!({
                 "email": shared::demo::DEMO_CUSTOMER.0, "password": shared::demo::DEMO_CUSTOMER.1
             })),
+            // A placeholder: refresh tokens are minted by login (expect a 401 as is).
+            "auth-refresh" => Some(json!({ "refresh_token": "rt_example" })),
             "plans-create" => Some(json!({
                 "name": "Team", "monthly_price": 9900, "yearly_price": 99000, "currency": "USD"
             })),

@@ -12,6 +12,172 @@ fn me() -> Handler {
     handler!(shared::auth::api::me)
 }
 
+fn refresh() -> Handler {
+    handler!(shared::auth::api::refresh)
+}
+
+/// Logs ann in; returns the reply body (access and refresh token).
+async fn ann_logs_in(w: &World) -> serde_json::Value {
+    let reply = w
+        .send(
+            HttpEvent::post("/api/v1/auth/login")
+                .json(&json!({ "email": "ann@example.com", "password": "Test123!" })),
+            login(),
+        )
+        .await;
+    reply.assert_status(200);
+    reply.body
+}
+
+async fn trade(w: &World, refresh_token: &serde_json::Value) -> Reply {
+    w.send(
+        HttpEvent::post("/api/v1/auth/refresh").json(&json!({ "refresh_token": refresh_token })),
+        refresh(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_refresh_token_buys_a_new_pair_once() {
+    let w = world().await;
+    w.merchant("shop").await;
+    w.customer("shop", "ann@example.com").await;
+    let first = ann_logs_in(&w).await;
+    assert_eq!(first["refresh_expires_in"], 14 * 86_400);
+    let token = first["refresh_token"].as_str().expect("refresh token");
+    assert!(token.starts_with("rt_") && token.len() == 67, "{token}");
+    // Only a hash is stored.
+    let stored: i64 =
+        w.db.client()
+            .await
+            .query_one(
+                "SELECT count(*) FROM refresh_tokens WHERE token_hash = convert_to($1, 'UTF8')",
+                &[&token],
+            )
+            .await
+            .expect("count")
+            .get(0);
+    assert_eq!(stored, 0);
+
+    let second = trade(&w, &first["refresh_token"]).await;
+    second.assert_status(200);
+    assert_eq!(second.body["token_type"], "bearer");
+    assert_ne!(second.body["refresh_token"], first["refresh_token"]);
+    let access = second.body["access_token"].as_str().expect("access token");
+    let me = w
+        .send(HttpEvent::get("/api/v1/auth/me").bearer(access), me())
+        .await;
+    me.assert_status(200);
+    assert_eq!(me.body["email"], "ann@example.com");
+    // The new refresh token works in turn.
+    trade(&w, &second.body["refresh_token"])
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn a_spent_refresh_token_presented_again_revokes_its_login() {
+    let w = world().await;
+    w.merchant("shop").await;
+    w.customer("shop", "ann@example.com").await;
+    let stolen = ann_logs_in(&w).await["refresh_token"].clone();
+    let other_login = ann_logs_in(&w).await["refresh_token"].clone();
+    let owner = trade(&w, &stolen).await;
+    owner.assert_status(200);
+    // The copy is replayed: refused, and the owner's newer token dies with it.
+    trade(&w, &stolen)
+        .await
+        .assert_error(401, "invalid_refresh_token");
+    trade(&w, &owner.body["refresh_token"])
+        .await
+        .assert_error(401, "invalid_refresh_token");
+    // Another login of the same user is a different family and keeps working.
+    trade(&w, &other_login).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn bad_refresh_requests_are_refused_and_change_nothing() {
+    let w = world().await;
+    w.merchant("shop").await;
+    let ann = w.customer("shop", "ann@example.com").await;
+    let live = ann_logs_in(&w).await;
+    let expired = ann_logs_in(&w).await["refresh_token"].clone();
+    w.db.client()
+        .await
+        .execute(
+            "UPDATE refresh_tokens SET expires_at = now() - interval '1 second'
+              WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+            &[&expired.as_str().expect("token")],
+        )
+        .await
+        .expect("expire it");
+    let post = || HttpEvent::post("/api/v1/auth/refresh");
+    for (event, status, code) in [
+        (post(), 400, "missing_body"),
+        (
+            post()
+                .raw_body("{not json")
+                .header("content-type", "application/json"),
+            400,
+            "malformed_json",
+        ),
+        (post().json(&json!({})), 400, "invalid_request"),
+        (post().json(&json!([])), 400, "invalid_request"),
+        (
+            post().json(&json!({ "refresh_token": 42 })),
+            400,
+            "invalid_request",
+        ),
+        (
+            post().json(&json!({ "refresh_token": live["refresh_token"], "extra": 1 })),
+            400,
+            "invalid_request",
+        ),
+        (
+            post().json(&json!({ "refresh_token": "" })),
+            422,
+            "validation_failed",
+        ),
+        (
+            post().json(&json!({ "refresh_token": "rt_".repeat(400) })),
+            422,
+            "validation_failed",
+        ),
+        (
+            post().json(&json!({ "refresh_token": "rt_0000" })),
+            401,
+            "invalid_refresh_token",
+        ),
+        (
+            post().json(&json!({ "refresh_token": expired })),
+            401,
+            "invalid_refresh_token",
+        ),
+        // An access token is not a refresh token.
+        (
+            post().json(&json!({ "refresh_token": live["access_token"] })),
+            401,
+            "invalid_refresh_token",
+        ),
+        (
+            post().json(&json!({ "refresh_token": ann.token })),
+            401,
+            "invalid_refresh_token",
+        ),
+    ] {
+        w.refuses(event, refresh(), status, code).await;
+    }
+    // A refresh token is not an access token.
+    let me = w
+        .send(
+            HttpEvent::get("/api/v1/auth/me")
+                .bearer(live["refresh_token"].as_str().expect("token")),
+            me(),
+        )
+        .await;
+    me.assert_error(401, "unauthorized");
+}
+
 #[tokio::test]
 async fn login_issues_a_short_lived_bearer_token_that_me_accepts() {
     let w = world().await;
@@ -364,4 +530,34 @@ async fn admin_endpoints_refuse_customers() {
     for (event, h) in endpoints {
         w.refuses(event, h, 403, "forbidden").await;
     }
+}
+
+#[tokio::test]
+async fn housekeeping_drops_expired_refresh_tokens_only() {
+    let w = world().await;
+    w.merchant("shop").await;
+    w.customer("shop", "ann@example.com").await;
+    let old = ann_logs_in(&w).await["refresh_token"].clone();
+    let live = ann_logs_in(&w).await["refresh_token"].clone();
+    let db = w.db.client().await;
+    db.execute(
+        "UPDATE refresh_tokens SET expires_at = now() - interval '2 hours'
+          WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+        &[&old.as_str().expect("token")],
+    )
+    .await
+    .expect("expire it");
+    assert!(
+        shared::connections::purge_expired(&db)
+            .await
+            .expect("purge")
+            >= 1
+    );
+    let left: i64 = db
+        .query_one("SELECT count(*) FROM refresh_tokens", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 1);
+    trade(&w, &live).await.assert_status(200);
 }

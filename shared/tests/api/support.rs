@@ -58,7 +58,7 @@ pub async fn world() -> World {
 }
 
 /// Every table, as a fingerprint of its full contents.
-pub const TABLES: [&str; 10] = [
+pub const TABLES: [&str; 11] = [
     "accounts",
     "users",
     "plans",
@@ -69,6 +69,7 @@ pub const TABLES: [&str; 10] = [
     "events",
     "idempotency_keys",
     "webhook_deliveries",
+    "refresh_tokens",
 ];
 
 impl World {
