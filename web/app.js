@@ -13,6 +13,9 @@
 const API = "/api/v1";
 const STORAGE_TOKEN = "billwire.token";
 const STORAGE_EXPIRES = "billwire.expires_at";
+const STORAGE_REFRESH = "billwire.refresh_token";
+// Renew the access token this long before it expires.
+const REFRESH_AHEAD_MS = 60_000;
 const RECONCILE_MS = 2500;
 const PING_MS = 30_000;
 const PONG_TIMEOUT_MS = 10_000;
@@ -185,6 +188,7 @@ const S = {
   gen: 0,              // bumped on login/logout: responses of an older session are ignored
   token: null,
   expiresAt: 0,
+  refreshToken: null,  // single-use: POST /auth/refresh trades it for a new pair
   me: null,
   base: null,          // the last fetched stats, as the server sent them
   stats: null,         // what is shown: base + the events newer than base.as_of_event
@@ -213,7 +217,7 @@ class Cancelled extends Error {}
 // ---------------------------------------------------------------------------------------------
 // API client
 
-async function api(path, { method = "GET", body, auth = true, idempotencyKey } = {}) {
+async function api(path, { method = "GET", body, auth = true, idempotencyKey, retried = false } = {}) {
   const gen = S.gen;
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -254,6 +258,10 @@ async function api(path, { method = "GET", body, auth = true, idempotencyKey } =
     const message = typeof err.message === "string" && err.message
       ? err.message : `The server answered ${res.status} ${res.statusText || ""}`.trim();
     if (res.status === 401 && auth) {
+      // The access token expired or was rejected: trade the refresh token once, then retry.
+      if (!retried && (await refreshSession())) {
+        return api(path, { method, body, auth, idempotencyKey, retried: true });
+      }
       sessionExpired();
       throw new Cancelled();
     }
@@ -282,22 +290,66 @@ function showLogin({ notice = "", error = "" } = {}) {
   (email.value ? $("login-password") : email).focus();
 }
 
-function saveToken(token, expiresIn) {
+function saveToken(token, expiresIn, refreshToken) {
   S.token = token;
   S.expiresAt = Date.now() + Math.max(30, Number(expiresIn) || 900) * 1000;
+  if (typeof refreshToken === "string" && refreshToken) S.refreshToken = refreshToken;
   try {
     sessionStorage.setItem(STORAGE_TOKEN, token);
     sessionStorage.setItem(STORAGE_EXPIRES, String(S.expiresAt));
+    if (S.refreshToken) sessionStorage.setItem(STORAGE_REFRESH, S.refreshToken);
   } catch { /* private mode: the session lasts as long as the page */ }
+  scheduleRenewal();
 }
 
 function clearToken() {
   S.token = null;
   S.expiresAt = 0;
+  S.refreshToken = null;
   try {
     sessionStorage.removeItem(STORAGE_TOKEN);
     sessionStorage.removeItem(STORAGE_EXPIRES);
+    sessionStorage.removeItem(STORAGE_REFRESH);
   } catch { /* ignore */ }
+}
+
+// One refresh at a time: a refresh token works once, so parallel 401s share one trade.
+let refreshing = null;
+
+async function refreshSession() {
+  if (!S.refreshToken) return false;
+  if (!refreshing) {
+    const gen = S.gen;
+    const presented = S.refreshToken;
+    refreshing = (async () => {
+      try {
+        const tok = await api("/auth/refresh", {
+          method: "POST", body: { refresh_token: presented }, auth: false,
+        });
+        if (gen !== S.gen || !tok?.access_token) return false;
+        saveToken(tok.access_token, tok.expires_in, tok.refresh_token);
+        return true;
+      } catch {
+        return false;
+      } finally {
+        refreshing = null;
+      }
+    })();
+  }
+  return refreshing;
+}
+
+// Renews the access token shortly before it expires; without a refresh token the
+// session simply ends at expiry.
+function scheduleRenewal() {
+  clearTimeout(expiryTimer);
+  const left = S.expiresAt - Date.now();
+  const renew = async () => {
+    if (!(await refreshSession())) sessionExpired();
+  };
+  const wait = S.refreshToken ? left - REFRESH_AHEAD_MS : left;
+  expiryTimer = setTimeout(S.refreshToken ? renew : sessionExpired,
+    Math.min(Math.max(wait, 0), 2_147_483_000));
 }
 
 let expiryTimer = null;
@@ -306,6 +358,7 @@ function endSession() {
   S.gen += 1;
   clearToken();
   clearTimeout(expiryTimer);
+  refreshing = null;
   stopLive();
   clearTimeout(reconcileTimer);
   reconcileTimer = null;
@@ -336,9 +389,7 @@ function logout() {
 
 async function startSession() {
   const gen = S.gen;
-  clearTimeout(expiryTimer);
-  const left = S.expiresAt - Date.now();
-  expiryTimer = setTimeout(sessionExpired, Math.min(Math.max(left, 0), 2_147_483_000));
+  scheduleRenewal();
   $("login-view").hidden = true;
   $("boot").hidden = false;
   let me;
@@ -1402,7 +1453,7 @@ async function onLogin(event) {
   try {
     const tok = await api("/auth/login", { method: "POST", body, auth: false });
     if (!tok?.access_token) throw new ApiError(0, "bad_response", "The server sent no token.");
-    saveToken(tok.access_token, tok.expires_in);
+    saveToken(tok.access_token, tok.expires_in, tok.refresh_token);
     password.value = "";
     await startSession();
   } catch (e) {
@@ -1453,13 +1504,17 @@ function boot() {
 
   let token = null;
   let expires = 0;
+  let refresh = null;
   try {
     token = sessionStorage.getItem(STORAGE_TOKEN);
     expires = Number(sessionStorage.getItem(STORAGE_EXPIRES)) || 0;
+    refresh = sessionStorage.getItem(STORAGE_REFRESH);
   } catch { /* no storage */ }
-  if (token && expires > Date.now() + 5000) {
+  if (token && (expires > Date.now() + 5000 || refresh)) {
+    // An expired access token with a refresh token: the first call renews it.
     S.token = token;
     S.expiresAt = expires;
+    S.refreshToken = refresh;
     startSession();
   } else {
     clearToken();

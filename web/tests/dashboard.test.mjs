@@ -320,8 +320,25 @@ async function main() {
       });
     }
 
-    await step("a rejected token returns to the login form", async () => {
+    await step("a rejected access token is renewed with the refresh token, silently", async () => {
+      const before = await page.evaluate(() => sessionStorage.getItem("billwire.refresh_token"));
+      if (!before?.startsWith("rt_")) fail(`no refresh token stored after login (${before})`);
       await page.evaluate(() => sessionStorage.setItem("billwire.token", "not-a-valid-token"));
+      await page.reload({ waitUntil: "domcontentloaded" });
+      await page.waitForSelector(`${byTestId("live-status")}[data-state="live"]`, { timeout: 20_000 })
+        .catch(async () => fail(`not Live again after 20 s ("${await page.textContent(byTestId("live-status-text"))}")`));
+      const [token, after] = await page.evaluate(() => [
+        sessionStorage.getItem("billwire.token"), sessionStorage.getItem("billwire.refresh_token"),
+      ]);
+      if (token === "not-a-valid-token") fail("the access token was not renewed");
+      if (!after?.startsWith("rt_") || after === before) fail("the refresh token was not rotated");
+    });
+
+    await step("a rejected refresh token returns to the login form", async () => {
+      await page.evaluate(() => {
+        sessionStorage.setItem("billwire.token", "not-a-valid-token");
+        sessionStorage.setItem("billwire.refresh_token", "rt_not-a-valid-refresh-token");
+      });
       await page.reload({ waitUntil: "domcontentloaded" });
       await page.waitForSelector(byTestId("login-form"), { state: "visible" });
       const notice = await page.textContent(byTestId("login-notice"));
