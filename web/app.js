@@ -383,6 +383,13 @@ function sessionExpired() {
 }
 
 function logout() {
+  // End the login on the server too (its refresh tokens stop working); the page does not
+  // wait for the answer.
+  const refreshToken = S.refreshToken;
+  if (refreshToken) {
+    api("/auth/logout", { method: "POST", body: { refresh_token: refreshToken }, auth: false })
+      .catch(() => { /* offline: the token still expires on its own */ });
+  }
   endSession();
   showLogin();
 }

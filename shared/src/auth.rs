@@ -342,6 +342,18 @@ async fn session(
     })
 }
 
+/// Revokes every refresh token of the login `token` belongs to (nothing if unknown).
+pub async fn logout(db: &impl GenericClient, token: &str) -> ApiResult<()> {
+    db.execute(
+        "UPDATE refresh_tokens SET revoked_at = now()
+          WHERE revoked_at IS NULL
+            AND family = (SELECT family FROM refresh_tokens WHERE token_hash = $1)",
+        &[&refresh_hash(token)],
+    )
+    .await?;
+    Ok(())
+}
+
 /// What `refresh` found for a presented token.
 enum Presented {
     Valid(Principal, Uuid),
@@ -457,15 +469,31 @@ pub mod api {
     /// refresh token; the presented one is spent.
     pub async fn refresh(app: App, req: Request) -> ApiResult<ApiResponse> {
         let input: RefreshInput = http::json_body(&req)?;
+        let token = refresh_token_input(&input)?;
+        let mut db = app.db().await?;
+        let pair = super::refresh(&app, &mut db, token).await?;
+        http::json(StatusCode::OK, &pair)
+    }
+
+    /// `POST /api/v1/auth/logout` `{"refresh_token"}`: ends that login: its refresh tokens
+    /// stop working at once (access tokens already issued run out within their 15 min).
+    /// Answers `{"logged_out":true}` whether or not the token was known: it reveals nothing.
+    pub async fn logout(app: App, req: Request) -> ApiResult<ApiResponse> {
+        let input: RefreshInput = http::json_body(&req)?;
+        let token = refresh_token_input(&input)?;
+        let db = app.db().await?;
+        super::logout(&db, token).await?;
+        http::json(StatusCode::OK, &serde_json::json!({ "logged_out": true }))
+    }
+
+    fn refresh_token_input(input: &RefreshInput) -> ApiResult<&str> {
         let token = input.refresh_token.trim();
         if token.is_empty() || token.len() > 1024 {
             return Err(ApiError::validation(
                 "refresh_token must be the refresh token login returned",
             ));
         }
-        let mut db = app.db().await?;
-        let pair = super::refresh(&app, &mut db, token).await?;
-        http::json(StatusCode::OK, &pair)
+        Ok(token)
     }
 
     /// `GET /api/v1/auth/me`: the caller and their account.

@@ -334,6 +334,22 @@ async function main() {
       if (!after?.startsWith("rt_") || after === before) fail("the refresh token was not rotated");
     });
 
+    await step("log out ends the login on the server", async () => {
+      const token = await page.evaluate(() => sessionStorage.getItem("billwire.refresh_token"));
+      const loggedOut = page.waitForResponse((r) => r.url().endsWith("/api/v1/auth/logout"), { timeout: 10_000 });
+      await page.click(byTestId("logout-button"));
+      await page.waitForSelector(byTestId("login-form"), { state: "visible" });
+      const answer = await loggedOut;
+      if (answer.status() !== 200) fail(`logout answered ${answer.status()}`);
+      // One try only: a refresh that succeeded would spend the token and hide the bug.
+      const res = await fetch(`${BASE_URL}/api/v1/auth/refresh`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ refresh_token: token }),
+      });
+      if (res.status !== 401) fail(`the logged-out refresh token still answers ${res.status}`);
+    });
+
     await step("a rejected refresh token returns to the login form", async () => {
       await page.evaluate(() => {
         sessionStorage.setItem("billwire.token", "not-a-valid-token");

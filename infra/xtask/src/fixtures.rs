@@ -70,7 +70,7 @@ pub fn write() -> Result<(), String> {
         ) || route.function.starts_with("invoices-")
             && !matches!(route.function.as_str(), "invoices-list" | "invoices-get");
         event = match route.function.as_str() {
-            "accounts-create" | "auth-register" | "auth-login" | "auth-refresh"
+            "accounts-create" | "auth-register" | "auth-login" | "auth-refresh" | "auth-logout"
             | "payments-webhook" => event,
             _ if admin_only => event.bearer(&admin),
             _ => event.bearer(&customer),
@@ -86,7 +86,7 @@ pub fn write() -> Result<(), String> {
                 "email": shared::demo::DEMO_CUSTOMER.0, "password": shared::demo::DEMO_CUSTOMER.1
             })),
             // A placeholder: refresh tokens are minted by login (expect a 401 as is).
-            "auth-refresh" => Some(json!({ "refresh_token": "rt_example" })),
+            "auth-refresh" | "auth-logout" => Some(json!({ "refresh_token": "rt_example" })),
             "plans-create" => Some(json!({
                 "name": "Team", "monthly_price": 9900, "yearly_price": 99000, "currency": "USD"
             })),

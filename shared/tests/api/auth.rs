@@ -561,3 +561,55 @@ async fn housekeeping_drops_expired_refresh_tokens_only() {
     assert_eq!(left, 1);
     trade(&w, &live).await.assert_status(200);
 }
+
+#[tokio::test]
+async fn logout_ends_that_login_only() {
+    let w = world().await;
+    w.merchant("shop").await;
+    w.customer("shop", "ann@example.com").await;
+    let logout = || handler!(shared::auth::api::logout);
+    let first = ann_logs_in(&w).await;
+    let other = ann_logs_in(&w).await;
+    // A refreshed token belongs to the same login: logging out with the old pair's
+    // successor ends it all.
+    let renewed = trade(&w, &first["refresh_token"]).await;
+    renewed.assert_status(200);
+    let reply = w
+        .send(
+            HttpEvent::post("/api/v1/auth/logout")
+                .json(&json!({ "refresh_token": renewed.body["refresh_token"] })),
+            logout(),
+        )
+        .await;
+    reply.assert_status(200);
+    assert_eq!(reply.body["logged_out"], true);
+    trade(&w, &renewed.body["refresh_token"])
+        .await
+        .assert_error(401, "invalid_refresh_token");
+    trade(&w, &other["refresh_token"]).await.assert_status(200);
+    // Unknown tokens get the same answer and change nothing; bad bodies are refused.
+    let before = w.snapshot().await;
+    w.send(
+        HttpEvent::post("/api/v1/auth/logout").json(&json!({ "refresh_token": "rt_unknown" })),
+        logout(),
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(before, w.snapshot().await);
+    let post = || HttpEvent::post("/api/v1/auth/logout");
+    for (event, status, code) in [
+        (post(), 400, "missing_body"),
+        (
+            post().json(&json!({ "token": "rt_x" })),
+            400,
+            "invalid_request",
+        ),
+        (
+            post().json(&json!({ "refresh_token": "" })),
+            422,
+            "validation_failed",
+        ),
+    ] {
+        w.refuses(event, logout(), status, code).await;
+    }
+}

@@ -1,0 +1,6 @@
+//! `POST /api/v1/auth/logout`: Ends a login: its refresh tokens stop working.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::lambda::serve(shared::auth::api::logout).await
+}
