@@ -304,9 +304,18 @@ pub struct TokenResponse {
     pub refresh_expires_in: u64,
 }
 
-fn refresh_hash(token: &str) -> Vec<u8> {
+/// A bearer secret (WebSocket tickets, refresh tokens): 32 random bytes, hex.
+pub fn new_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// What is stored of a bearer secret: its SHA-256, never the secret.
+pub fn secret_hash(secret: &str) -> Vec<u8> {
     use sha2::{Digest, Sha256};
-    Sha256::digest(token.as_bytes()).to_vec()
+    Sha256::digest(secret.as_bytes()).to_vec()
 }
 
 /// An access token and a fresh refresh token of `family` (one family per login).
@@ -316,17 +325,14 @@ async fn session(
     who: &Principal,
     family: Uuid,
 ) -> ApiResult<TokenResponse> {
-    use rand::RngCore;
     let (access_token, expires_in) = app.tokens.issue(who)?;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let refresh_token = format!("rt_{}", hex::encode(bytes));
+    let refresh_token = format!("rt_{}", new_secret());
     let ttl = app.config.jwt.refresh_token_ttl.as_secs();
     db.execute(
         "INSERT INTO refresh_tokens (token_hash, family, user_id, expires_at)
          VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
         &[
-            &refresh_hash(&refresh_token),
+            &secret_hash(&refresh_token),
             &family,
             &who.user_id,
             &(ttl as f64),
@@ -348,7 +354,7 @@ pub async fn logout(db: &impl GenericClient, token: &str) -> ApiResult<()> {
         "UPDATE refresh_tokens SET revoked_at = now()
           WHERE revoked_at IS NULL
             AND family = (SELECT family FROM refresh_tokens WHERE token_hash = $1)",
-        &[&refresh_hash(token)],
+        &[&secret_hash(token)],
     )
     .await?;
     Ok(())
@@ -377,6 +383,7 @@ pub async fn refresh(
             "the refresh token is unknown, expired, revoked or already used; log in again",
         )
     };
+    let hash = secret_hash(token);
     let tx = db.transaction().await?;
     let row = tx
         .query_opt(
@@ -386,7 +393,7 @@ pub async fn refresh(
                FROM refresh_tokens r JOIN users u ON u.id = r.user_id
               WHERE r.token_hash = $1
               FOR UPDATE OF r",
-            &[&refresh_hash(token)],
+            &[&hash],
         )
         .await?;
     let presented = match row {
@@ -420,7 +427,7 @@ pub async fn refresh(
         Presented::Valid(who, family) => {
             tx.execute(
                 "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1",
-                &[&refresh_hash(token)],
+                &[&hash],
             )
             .await?;
             let pair = session(app, &tx, &who, family).await?;

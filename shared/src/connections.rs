@@ -9,17 +9,15 @@
 //! answered with `{"type":"pong"}`.
 
 use crate::app::App;
-use crate::auth::{Principal, Role};
+use crate::auth::{self, Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use deadpool_postgres::GenericClient;
 use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
 };
 use lambda_http::aws_lambda_events::encodings::Body;
-use rand::RngCore;
 use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// NOTIFY channel for subscribe and disconnect; the payload is the connection id.
@@ -27,10 +25,6 @@ pub const CHANNEL: &str = "billwire_connections";
 pub const TICKET_TTL_SECONDS: i64 = 60;
 /// Client messages are tiny; anything larger is refused before parsing.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4096;
-
-fn ticket_hash(ticket: &str) -> Vec<u8> {
-    Sha256::digest(ticket.as_bytes()).to_vec()
-}
 
 #[derive(Debug, Serialize)]
 pub struct Ticket {
@@ -43,14 +37,12 @@ pub struct Ticket {
 
 /// Issues a single-use ticket for `who`; only its hash is stored.
 pub async fn issue_ticket(db: &impl GenericClient, who: &Principal) -> ApiResult<String> {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let ticket = hex::encode(bytes);
+    let ticket = auth::new_secret();
     db.execute(
         "INSERT INTO ws_tickets (ticket_hash, account_id, user_id, role, expires_at)
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
         &[
-            &ticket_hash(&ticket),
+            &auth::secret_hash(&ticket),
             &who.account_id,
             &who.user_id,
             &who.role.as_str(),
@@ -75,7 +67,7 @@ pub async fn redeem_ticket(db: &impl GenericClient, ticket: &str) -> ApiResult<O
             "UPDATE ws_tickets SET used_at = now()
               WHERE ticket_hash = $1 AND used_at IS NULL AND expires_at > now()
               RETURNING account_id, user_id, role",
-            &[&ticket_hash(ticket)],
+            &[&auth::secret_hash(ticket)],
         )
         .await?;
     row.map(|r| {

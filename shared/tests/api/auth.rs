@@ -33,6 +33,27 @@ async fn ann_logs_in(w: &World) -> serde_json::Value {
     logs_in(w, "ann@example.com").await
 }
 
+/// A world with the account "shop" and its customer ann@example.com.
+async fn shop_with_ann() -> World {
+    let w = world().await;
+    w.merchant("shop").await;
+    w.customer("shop", "ann@example.com").await;
+    w
+}
+
+/// Moves a refresh token's expiry `ago` (an SQL interval) into the past.
+async fn expire(w: &World, refresh_token: &serde_json::Value, ago: &str) {
+    w.db.client()
+        .await
+        .execute(
+            "UPDATE refresh_tokens SET expires_at = now() - $2::text::interval
+              WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+            &[&refresh_token.as_str().expect("token"), &ago],
+        )
+        .await
+        .expect("expire it");
+}
+
 async fn trade(w: &World, refresh_token: &serde_json::Value) -> Reply {
     w.send(
         HttpEvent::post("/api/v1/auth/refresh").json(&json!({ "refresh_token": refresh_token })),
@@ -43,9 +64,7 @@ async fn trade(w: &World, refresh_token: &serde_json::Value) -> Reply {
 
 #[tokio::test]
 async fn a_refresh_token_buys_a_new_pair_once() {
-    let w = world().await;
-    w.merchant("shop").await;
-    w.customer("shop", "ann@example.com").await;
+    let w = shop_with_ann().await;
     let first = ann_logs_in(&w).await;
     assert_eq!(first["refresh_expires_in"], 14 * 86_400);
     let token = first["refresh_token"].as_str().expect("refresh token");
@@ -81,9 +100,7 @@ async fn a_refresh_token_buys_a_new_pair_once() {
 
 #[tokio::test]
 async fn a_spent_refresh_token_presented_again_revokes_its_login() {
-    let w = world().await;
-    w.merchant("shop").await;
-    w.customer("shop", "ann@example.com").await;
+    let w = shop_with_ann().await;
     let stolen = ann_logs_in(&w).await["refresh_token"].clone();
     let other_login = ann_logs_in(&w).await["refresh_token"].clone();
     let owner = trade(&w, &stolen).await;
@@ -106,15 +123,7 @@ async fn bad_refresh_requests_are_refused_and_change_nothing() {
     let ann = w.customer("shop", "ann@example.com").await;
     let live = ann_logs_in(&w).await;
     let expired = ann_logs_in(&w).await["refresh_token"].clone();
-    w.db.client()
-        .await
-        .execute(
-            "UPDATE refresh_tokens SET expires_at = now() - interval '1 second'
-              WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
-            &[&expired.as_str().expect("token")],
-        )
-        .await
-        .expect("expire it");
+    expire(&w, &expired, "1 second").await;
     let post = || HttpEvent::post("/api/v1/auth/refresh");
     for (event, status, code) in [
         (post(), 400, "missing_body"),
@@ -532,19 +541,11 @@ async fn admin_endpoints_refuse_customers() {
 
 #[tokio::test]
 async fn housekeeping_drops_expired_refresh_tokens_only() {
-    let w = world().await;
-    w.merchant("shop").await;
-    w.customer("shop", "ann@example.com").await;
+    let w = shop_with_ann().await;
     let old = ann_logs_in(&w).await["refresh_token"].clone();
     let live = ann_logs_in(&w).await["refresh_token"].clone();
+    expire(&w, &old, "2 hours").await;
     let db = w.db.client().await;
-    db.execute(
-        "UPDATE refresh_tokens SET expires_at = now() - interval '2 hours'
-          WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
-        &[&old.as_str().expect("token")],
-    )
-    .await
-    .expect("expire it");
     assert!(
         shared::connections::purge_expired(&db)
             .await
@@ -562,9 +563,7 @@ async fn housekeeping_drops_expired_refresh_tokens_only() {
 
 #[tokio::test]
 async fn logout_ends_that_login_only() {
-    let w = world().await;
-    w.merchant("shop").await;
-    w.customer("shop", "ann@example.com").await;
+    let w = shop_with_ann().await;
     let logout = || handler!(shared::auth::api::logout);
     let first = ann_logs_in(&w).await;
     let other = ann_logs_in(&w).await;
