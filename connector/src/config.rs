@@ -1,12 +1,12 @@
 //! The connector's settings, from the environment (the same names locally and in AWS).
 
-use shared::config::{database_ca_file, parsed, required, ConfigError};
+use shared::platform::config::{database_ca_file, parsed, required, ConfigError};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
-    /// A PEM bundle the database server's certificate must chain to (see `shared::db::Connect`).
+    /// A PEM bundle the database server's certificate must chain to (see `shared::platform::database::Connect`).
     pub database_ca_file: Option<std::path::PathBuf>,
     /// The WebSocket API's management endpoint: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`
     /// in AWS, `http://127.0.0.1:8001` in local mode.

@@ -13,8 +13,9 @@
 
 use crate::metrics::Metrics;
 use crate::sender::{SendError, Sender, MAX_MESSAGE_BYTES};
-use shared::connections::Connection;
-use shared::events::{self, Audience, Event};
+use shared::realtime::protocol::{self, ServerMessage};
+use shared::realtime::registry::{self, Connection};
+use shared::store::outbox::{self as events, Audience, Event};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,14 +41,14 @@ impl From<Event> for Outgoing {
             id: e.id,
             account_id: e.account_id,
             user_id: e.user_id,
-            wire: e.wire().to_string(),
+            wire: protocol::event_json(&e),
         }
     }
 }
 
 /// What all delivery tasks share.
 pub struct Shared {
-    pub pool: shared::db::Pool,
+    pub pool: shared::platform::database::Pool,
     pub sender: Sender,
     pub metrics: Arc<Metrics>,
     /// Cursors reached since the last flush, by connection id.
@@ -197,7 +198,7 @@ impl Task {
                     "connection gone (410); removing it"
                 );
                 if let Ok(db) = self.shared.pool.get().await {
-                    if let Err(e) = shared::connections::remove(&db, &self.id).await {
+                    if let Err(e) = registry::remove(&db, &self.id).await {
                         tracing::warn!(connection_id = self.id, error = %e, "could not remove a gone connection");
                     }
                 }
@@ -214,7 +215,7 @@ impl Task {
 
     async fn deliver_forever(&mut self, start: Start) -> Result<(), SendError> {
         if let Start::Announce(after) = start {
-            let hello = serde_json::json!({ "type": "subscribed", "after": after }).to_string();
+            let hello = ServerMessage::Subscribed { after }.to_json();
             self.shared
                 .sender
                 .post(&self.id, hello.into_bytes(), &self.cancel)
@@ -251,7 +252,7 @@ impl Task {
     async fn activate(&mut self, after: i64) -> Result<(), SendError> {
         self.with_db_retry(|db| {
             let (id, generation) = (self.id.clone(), self.generation);
-            async move { shared::connections::activate(&db, &id, generation, after).await }
+            async move { registry::activate(&db, &id, generation, after).await }
         })
         .await
         .map(|_| ())
@@ -285,8 +286,8 @@ impl Task {
 
     async fn with_db_retry<T, F, Fut>(&self, op: F) -> Result<T, SendError>
     where
-        F: Fn(shared::db::Client) -> Fut,
-        Fut: std::future::Future<Output = shared::ApiResult<T>>,
+        F: Fn(shared::platform::database::Client) -> Fut,
+        Fut: std::future::Future<Output = shared::platform::error::Result<T>>,
     {
         let mut delay = Duration::from_millis(100);
         loop {
@@ -296,7 +297,7 @@ impl Task {
                     .pool
                     .get()
                     .await
-                    .map_err(shared::ApiError::from)?;
+                    .map_err(shared::platform::error::Error::from)?;
                 op(db).await
             };
             let outcome = tokio::select! {
@@ -324,7 +325,7 @@ impl Task {
         let mut size = 0;
         for (i, event) in events.iter().enumerate() {
             let len = event.wire.len() + 1;
-            if len + 64 > MAX_MESSAGE_BYTES {
+            if len + protocol::BATCH_OVERHEAD_BYTES > MAX_MESSAGE_BYTES {
                 tracing::error!(
                     connection_id = self.id,
                     event_id = event.id,
@@ -334,7 +335,7 @@ impl Task {
                 (start, size) = (i + 1, 0);
                 continue;
             }
-            if size + len + 64 > MAX_MESSAGE_BYTES {
+            if size + len + protocol::BATCH_OVERHEAD_BYTES > MAX_MESSAGE_BYTES {
                 self.send(&events[start..i]).await?;
                 (start, size) = (i, 0);
             }
@@ -349,20 +350,7 @@ impl Task {
         };
         let payload = match items {
             [one] => one.wire.clone(),
-            many => {
-                let mut p = String::with_capacity(
-                    many.iter().map(|e| e.wire.len() + 1).sum::<usize>() + 32,
-                );
-                p.push_str(r#"{"type":"events","items":["#);
-                for (i, e) in many.iter().enumerate() {
-                    if i > 0 {
-                        p.push(',');
-                    }
-                    p.push_str(&e.wire);
-                }
-                p.push_str("]}");
-                p
-            }
+            many => protocol::batch_json(many.iter().map(|e| e.wire.as_str())),
         };
         self.shared
             .sender

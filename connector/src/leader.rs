@@ -5,8 +5,9 @@
 use crate::config::Config;
 use crate::delivery::{Outgoing, Shared, Start, Worker};
 use crate::session::{Session, SessionError, Wake};
-use shared::connections::{self, Connection};
-use shared::events::{self, Audience};
+use shared::realtime::housekeeping;
+use shared::realtime::registry::{self as connections, Connection};
+use shared::store::outbox::{self as events, Audience};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -269,7 +270,7 @@ impl Leader<'_> {
                 return;
             }
         };
-        match connections::purge_expired(&db).await {
+        match housekeeping::purge_expired(&db).await {
             Ok(n) if n > 0 => {
                 tracing::info!(rows = n, "purged expired tickets and idempotency keys")
             }

@@ -30,10 +30,13 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(
     cfg: Config,
     shutdown: CancellationToken,
-) -> Result<(), shared::config::ConfigError> {
+) -> Result<(), shared::platform::config::ConfigError> {
     let metrics = Arc::new(Metrics::default());
-    let connect = shared::db::Connect::new(&cfg.database_url, cfg.database_ca_file.as_deref())?;
-    let pool = shared::db::pool(&connect, cfg.pool_size)?;
+    let connect = shared::platform::database::Connect::new(
+        &cfg.database_url,
+        cfg.database_ca_file.as_deref(),
+    )?;
+    let pool = shared::platform::database::pool(&connect, cfg.pool_size)?;
     let sender = Sender::new(
         &cfg.management_endpoint,
         cfg.send_concurrency,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// API Gateway's limit on one message.
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+pub use shared::realtime::protocol::MAX_SERVER_MESSAGE_BYTES as MAX_MESSAGE_BYTES;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SendError {

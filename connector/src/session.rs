@@ -3,8 +3,9 @@
 //! NOTIFY wake-ups. When it dies, leadership dies with it.
 
 use futures::StreamExt;
-use shared::db::Connect;
-use shared::{connections, events};
+use shared::platform::database::Connect;
+use shared::realtime::registry as connections;
+use shared::store::outbox as events;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;

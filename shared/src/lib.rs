@@ -1,41 +1,18 @@
-//! Billwire's library. Function binaries are thin: they call [`lambda::serve`] with one of
-//! the `api` handlers below. Everything else lives here, in modules named after the domain:
+//! Billwire's library, in wings whose imports point down (docs/architecture.md, "Code
+//! layout"):
 //!
-//! - [`accounts`]: merchant accounts and their users (sign-up)
-//! - [`auth`]: access tokens, passwords, login, `me`
-//! - [`plans`], [`payments`], [`webhooks`], [`invoices`], [`customers`], [`stats`]
-//! - [`events`]: the outbox and its gap-free reader
-//! - [`connections`]: WebSocket tickets, the `$connect`/`$disconnect`/`$default` handlers, and
-//!   the connection registry the connector delivers from
-//! - [`idempotency`]: `Idempotency-Key` on POSTs
-//! - [`db`], [`config`], [`http`], [`error`], [`types`], [`telemetry`], [`lambda`]: plumbing
-//! - [`demo`]: demo data; [`localpg`]: finding or starting Postgres for local work
+//! - [`platform`]: configuration, the database (pool, TLS, migrations), the error type,
+//!   telemetry. Imports nothing above it.
+//! - [`store`]: the write path: `Tx`, the event outbox, idempotency keys.
+//! - [`billing`]: the domain rules (accounts, auth, plans, payments, invoices, customers,
+//!   stats, webhooks). Knows nothing of HTTP.
+//! - [`realtime`]: WebSocket tickets, the connection registry, the typed protocol.
+//! - [`api`]: the edge: HTTP and WebSocket handlers, the route table, error mapping.
+//!
+//! Function binaries are one line: `shared::api::serve(env!("CARGO_PKG_NAME"))`.
 
-pub mod accounts;
-pub mod apigw;
-pub mod app;
-pub mod auth;
-pub mod config;
-pub mod connections;
-pub mod customers;
-pub mod db;
-pub mod demo;
-pub mod error;
-pub mod events;
-pub mod http;
-pub mod idempotency;
-pub mod invoices;
-pub mod lambda;
-pub mod localpg;
-pub mod payments;
-pub mod plans;
-pub mod stats;
-pub mod telemetry;
-pub mod types;
-pub mod webhooks;
-
-#[cfg(feature = "testing")]
-pub mod testing;
-
-pub use app::App;
-pub use error::{ApiError, ApiResult};
+pub mod api;
+pub mod billing;
+pub mod platform;
+pub mod realtime;
+pub mod store;

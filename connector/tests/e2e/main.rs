@@ -22,7 +22,7 @@ fn visible(who: &Person, ids: &[i64], targets: &[(Uuid, Option<Uuid>)]) -> BTree
         .filter(|(i, _)| {
             let (account, user) = targets[i % targets.len()];
             account == who.principal.account_id
-                && (who.principal.role == shared::auth::Role::Admin
+                && (who.principal.role == shared::billing::auth::Role::Admin
                     || user == Some(who.principal.user_id))
         })
         .map(|(_, id)| *id)
@@ -336,8 +336,8 @@ async fn the_connector_recovers_from_a_postgres_restart_by_itself() {
         .join("target/e2e/pg-restart")
         .join(Uuid::new_v4().simple().to_string());
     let cluster =
-        shared::localpg::Cluster::start(&dir, stack::free_port()).expect("a cluster of our own");
-    let db = shared::testing::TestDb::new_on(&cluster.server()).await;
+        devkit::localpg::Cluster::start(&dir, stack::free_port()).expect("a cluster of our own");
+    let db = devkit::testdb::TestDb::new_on(&cluster.server()).await;
     let mut s = Stack::start_with(
         "pg-restart",
         stack::Options {
@@ -470,7 +470,7 @@ async fn random_traffic_never_crosses_accounts_or_customers() {
             .iter()
             .filter(|(_, a, u)| {
                 *a == w.principal.account_id
-                    && (w.principal.role == shared::auth::Role::Admin
+                    && (w.principal.role == shared::billing::auth::Role::Admin
                         || *u == Some(w.principal.user_id))
             })
             .map(|(id, _, _)| *id)
@@ -827,7 +827,7 @@ async fn the_checked_in_example_events_work_with_cargo_lambda_invoke() {
     )
     .await;
     let mut db = s.db.client().await;
-    shared::demo::load(&mut db).await.expect("demo data");
+    demo::load(&mut db).await.expect("demo data");
     let invoke = |function: &str| {
         let file = stack::workspace()
             .join("functions")
@@ -880,7 +880,7 @@ async fn the_dashboard_shows_money_moving_in_a_real_browser() {
     let mut s = Stack::start("browser").await;
     s.start_connector();
     let mut db = s.db.client().await;
-    shared::demo::load(&mut db).await.expect("demo data");
+    demo::load(&mut db).await.expect("demo data");
     match testkit::browser::run(&s.base).await {
         Ok(output) => assert!(output.contains(" 0 failed"), "{output}"),
         Err(output) => panic!("the dashboard's browser test failed:\n{output}"),

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::serve(shared::events::api::list).await
+    shared::api::serve(env!("CARGO_PKG_NAME")).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::serve(shared::payments::api::confirm).await
+    shared::api::serve(env!("CARGO_PKG_NAME")).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::lambda::serve_ws(shared::connections::ws::message).await
+    shared::api::serve_websocket(env!("CARGO_PKG_NAME")).await
 }

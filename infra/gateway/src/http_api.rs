@@ -6,8 +6,8 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode};
 use base64::Engine;
+use devkit::gateway_events::HttpEvent;
 use serde_json::{json, Value};
-use shared::apigw::HttpEvent;
 use std::net::SocketAddr;
 
 /// API Gateway's payload limit.

@@ -11,7 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    shared::telemetry::init();
+    shared::platform::telemetry::init();
     let env = |k: &str, d: &str| {
         std::env::var(k)
             .ok()

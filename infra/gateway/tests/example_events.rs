@@ -45,3 +45,47 @@ fn every_route_has_a_valid_example_event() {
         );
     }
 }
+
+/// `template.yaml` (what API Gateway and local mode route by) and `api::routes` (what the
+/// functions serve, and what tests call) name the same routes and functions, and every
+/// crate under `functions/` is one of them (or `db-migrate`).
+#[test]
+fn the_template_and_the_route_table_agree() {
+    use shared::api::routes::{ROUTES, WEBSOCKET_ROUTES};
+    use std::collections::BTreeSet;
+    let t = Template::load(&default_path()).expect("template.yaml");
+    let in_template: BTreeSet<(String, String, String)> = t
+        .http_routes
+        .iter()
+        .map(|r| (r.function.clone(), r.method.clone(), r.path.clone()))
+        .collect();
+    let in_table: BTreeSet<(String, String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.function.into(), r.method.into(), r.path.into()))
+        .collect();
+    assert_eq!(in_template, in_table);
+    let ws_template: BTreeSet<(String, String)> = t
+        .ws_routes
+        .iter()
+        .map(|r| (r.function.clone(), r.route_key.clone()))
+        .collect();
+    let ws_table: BTreeSet<(String, String)> = WEBSOCKET_ROUTES
+        .iter()
+        .map(|r| (r.function.into(), r.route_key.into()))
+        .collect();
+    assert_eq!(ws_template, ws_table);
+    let crates: BTreeSet<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../functions"))
+            .expect("functions/")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "db-migrate")
+            .collect();
+    let served: BTreeSet<String> = ROUTES
+        .iter()
+        .map(|r| r.function)
+        .chain(WEBSOCKET_ROUTES.iter().map(|r| r.function))
+        .map(String::from)
+        .collect();
+    assert_eq!(crates, served);
+}

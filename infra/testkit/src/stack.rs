@@ -2,20 +2,20 @@
 //! function binaries, the local gateway in front of it, and connector replicas talking to the
 //! gateway's management API through the AWS SDK. Everything is killed when the test ends.
 
+use devkit::testdb::{TestDb, JWT_SECRET, WEBHOOK_SECRET};
 use serde_json::{json, Value};
-use shared::accounts::{self, NewAccount, NewUser};
-use shared::auth::{Principal, Role};
-use shared::db::Tx;
-use shared::plans::{self, NewPlan};
-use shared::testing::{TestDb, JWT_SECRET, WEBHOOK_SECRET};
-use shared::types::{Amount, Currency, Email, Password, Slug};
+use shared::billing::accounts::{self, NewAccount, NewUser};
+use shared::billing::auth::{Principal, Role};
+use shared::billing::plans::{self, NewPlan};
+use shared::billing::values::{Amount, Currency, Email, Password, Slug};
+use shared::store::Tx;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 pub fn workspace() -> PathBuf {
-    shared::localpg::workspace_root()
+    devkit::localpg::workspace_root()
 }
 
 /// The variables cargo sets for the package it runs (`cargo run`, `cargo test`, nextest).
@@ -51,7 +51,7 @@ fn bin_dir() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    shared::localpg::free_port().expect("a free port")
+    devkit::localpg::free_port().expect("a free port")
 }
 
 /// A child process in its own process group, killed (with its children) on drop.
@@ -213,7 +213,7 @@ impl Stack {
             .env(
                 "JWT_SECRET",
                 if options.local_secrets {
-                    shared::demo::LOCAL_JWT_SECRET
+                    devkit::secrets::LOCAL_JWT_SECRET
                 } else {
                     JWT_SECRET
                 },
@@ -221,7 +221,7 @@ impl Stack {
             .env(
                 "WEBHOOK_SECRET",
                 if options.local_secrets {
-                    shared::demo::LOCAL_WEBHOOK_SECRET
+                    devkit::secrets::LOCAL_WEBHOOK_SECRET
                 } else {
                     WEBHOOK_SECRET
                 },
@@ -270,7 +270,7 @@ impl Stack {
     /// seconds when several stacks share the build lock): start the ones the tests use,
     /// with harmless events, before anything is timed.
     async fn warm_up(&self, watch_port: u16) {
-        use shared::apigw::{HttpEvent, WsEvent};
+        use devkit::gateway_events::{HttpEvent, WsEvent};
         let http = |f: &'static str| (f, HttpEvent::get("/warm-up").to_json());
         let calls = [
             ("ws-connect", WsEvent::connect("warm-up").to_json()),

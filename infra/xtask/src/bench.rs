@@ -6,8 +6,8 @@
 //! - `fanout`: the real stack (cargo lambda watch, gateway, connector) and N WebSocket
 //!   clients: commit-to-client latency at a steady rate, then a burst's throughput.
 
+use devkit::testdb::TestDb;
 use serde_json::json;
-use shared::testing::TestDb;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use testkit::client::Client;

@@ -6,7 +6,7 @@
 //! if it dies, as a container service would. Ctrl-C stops everything. Logs go to target/dev/.
 
 use crate::{LOCAL_JWT_SECRET, LOCAL_WEBHOOK_SECRET};
-use shared::localpg;
+use devkit::localpg;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -103,8 +103,8 @@ pub fn require_cargo_lambda() -> Result<(), String> {
 /// token, no body, an unknown connection: each is refused and writes nothing), so the
 /// first real request finds every function running.
 async fn warm(root: &Path) -> Result<(), String> {
+    use devkit::gateway_events::{HttpEvent, WsEvent};
     use futures::StreamExt;
-    use shared::apigw::{HttpEvent, WsEvent};
     let template = gateway::template::Template::load(&root.join("template.yaml"))
         .map_err(|e| e.to_string())?;
     let mut events: Vec<(String, serde_json::Value)> = template
@@ -306,11 +306,11 @@ fn banner(url: &str, logs: &Path) {
          \n\
          \nCtrl-C stops everything.\n",
         rel(logs.to_path_buf()),
-        shared::demo::DEMO_ADMIN.0,
-        shared::demo::DEMO_ADMIN.1,
-        shared::demo::DEMO_CUSTOMER.0,
-        shared::demo::DEMO_CUSTOMER.1,
-        shared::demo::ACME_ADMIN.0,
-        shared::demo::ACME_ADMIN.1,
+        demo::DEMO_ADMIN.0,
+        demo::DEMO_ADMIN.1,
+        demo::DEMO_CUSTOMER.0,
+        demo::DEMO_CUSTOMER.1,
+        demo::ACME_ADMIN.0,
+        demo::ACME_ADMIN.1,
     );
 }

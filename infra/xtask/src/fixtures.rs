@@ -7,12 +7,12 @@
 //! change only when the routes or this generator do.
 
 use crate::{LOCAL_JWT_SECRET, LOCAL_WEBHOOK_SECRET};
-use gateway::template::Template;
+use demo::stable_id;
+use devkit::gateway_events::{HttpEvent, WsEvent};
 use serde_json::json;
-use shared::apigw::{HttpEvent, WsEvent};
-use shared::auth::{Principal, Role, Tokens};
-use shared::config::JwtSettings;
-use shared::demo::stable_id;
+use shared::api::routes::{ROUTES, WEBSOCKET_ROUTES};
+use shared::billing::auth::{Principal, Role, Tokens};
+use shared::platform::config::JwtSettings;
 use std::time::Duration;
 
 const ISSUED: i64 = 1_767_225_600; // 2026-01-01
@@ -20,8 +20,7 @@ const EXPIRES: i64 = 4_102_444_800; // 2100-01-01
 const PLACEHOLDER_ID: &str = "00000000-0000-7000-8000-000000000000";
 
 pub fn write() -> Result<(), String> {
-    let root = shared::localpg::workspace_root();
-    let template = Template::load(&root.join("template.yaml")).map_err(|e| e.to_string())?;
+    let root = devkit::localpg::workspace_root();
     let tokens = Tokens::new(JwtSettings {
         secret: LOCAL_JWT_SECRET.as_bytes().to_vec(),
         issuer: "billwire".into(),
@@ -43,12 +42,12 @@ pub fn write() -> Result<(), String> {
             )
             .map_err(|e| e.to_string())
     };
-    let customer = token(shared::demo::DEMO_CUSTOMER.0, Role::Customer)?;
-    let admin = token(shared::demo::DEMO_ADMIN.0, Role::Admin)?;
+    let customer = token(demo::DEMO_CUSTOMER.0, Role::Customer)?;
+    let admin = token(demo::DEMO_ADMIN.0, Role::Admin)?;
     let starter = stable_id("plan/demo/Starter");
 
-    for (n, route) in template.http_routes.iter().enumerate() {
-        let mut event = HttpEvent::new(&route.method, &route.path).context(
+    for (n, route) in ROUTES.iter().enumerate() {
+        let mut event = HttpEvent::new(route.method, route.path).context(
             &format!("example-{}", route.function),
             ISSUED * 1000 + n as i64,
         );
@@ -61,21 +60,21 @@ pub fn write() -> Result<(), String> {
             event = event.param("id", id);
         }
         let admin_only = matches!(
-            route.function.as_str(),
+            route.function,
             "plans-create"
                 | "plans-update"
                 | "payments-refund"
                 | "customers-list"
                 | "dashboard-stats"
         ) || route.function.starts_with("invoices-")
-            && !matches!(route.function.as_str(), "invoices-list" | "invoices-get");
-        event = match route.function.as_str() {
+            && !matches!(route.function, "invoices-list" | "invoices-get");
+        event = match route.function {
             "accounts-create" | "auth-register" | "auth-login" | "auth-refresh" | "auth-logout"
             | "payments-webhook" => event,
             _ if admin_only => event.bearer(&admin),
             _ => event.bearer(&customer),
         };
-        let body = match route.function.as_str() {
+        let body = match route.function {
             "accounts-create" => Some(json!({
                 "name": "Example Shop", "admin_email": "owner@example.shop", "admin_password": "Sup3rSecret!"
             })),
@@ -83,7 +82,7 @@ pub fn write() -> Result<(), String> {
                 "email": "new.customer@example.com", "password": "Test123!", "name": "New Customer", "account": "demo"
             })),
             "auth-login" => Some(json!({
-                "email": shared::demo::DEMO_CUSTOMER.0, "password": shared::demo::DEMO_CUSTOMER.1
+                "email": demo::DEMO_CUSTOMER.0, "password": demo::DEMO_CUSTOMER.1
             })),
             // A placeholder: refresh tokens are minted by login (expect a 401 as is).
             "auth-refresh" | "auth-logout" => Some(json!({ "refresh_token": "rt_example" })),
@@ -95,7 +94,7 @@ pub fn write() -> Result<(), String> {
                 "plan_id": starter, "billing_cycle": "monthly", "payment_method": "card"
             })),
             "invoices-create" => Some(json!({
-                "customer_id": stable_id(&format!("user/{}", shared::demo::DEMO_CUSTOMER.0)),
+                "customer_id": stable_id(&format!("user/{}", demo::DEMO_CUSTOMER.0)),
                 "lines": [{ "description": "Consulting", "quantity": 2, "unit_amount": 15000 }],
                 "memo": "Thanks!"
             })),
@@ -105,7 +104,7 @@ pub fn write() -> Result<(), String> {
                     "data": { "object": { "id": PLACEHOLDER_ID } }
                 })
                 .to_string();
-                let signature = shared::webhooks::sign(
+                let signature = shared::billing::webhooks::sign(
                     LOCAL_WEBHOOK_SECRET.as_bytes(),
                     ISSUED,
                     body.as_bytes(),
@@ -121,12 +120,12 @@ pub fn write() -> Result<(), String> {
         if let Some(body) = body {
             event = event.json(&body);
         }
-        write_event(&root, &route.function, &event.to_json())?;
+        write_event(&root, route.function, &event.to_json())?;
     }
-    for (n, route) in template.ws_routes.iter().enumerate() {
+    for (n, route) in WEBSOCKET_ROUTES.iter().enumerate() {
         let id = "ExampleConnId=";
         let at = ISSUED * 1000 + n as i64;
-        let event = match route.route_key.as_str() {
+        let event = match route.route_key {
             // Replace the ticket with a fresh one: POST /api/v1/events/ticket.
             "$connect" => WsEvent::connect(id).query(
                 "ticket",
@@ -137,7 +136,7 @@ pub fn write() -> Result<(), String> {
         }
         .connected_at(ISSUED * 1000)
         .context(&format!("example-{}", route.function), at);
-        write_event(&root, &route.function, &event.to_json())?;
+        write_event(&root, route.function, &event.to_json())?;
     }
     Ok(())
 }

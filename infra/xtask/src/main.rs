@@ -5,7 +5,7 @@ mod client;
 mod dev;
 mod fixtures;
 
-use shared::localpg;
+use devkit::localpg;
 use std::process::{Command, ExitCode};
 
 const HELP: &str = "\
@@ -23,7 +23,7 @@ cargo xtask <command>
   fixtures   rewrite functions/*/events/*.json, the example events for `cargo lambda invoke`
 ";
 
-pub use shared::demo::{LOCAL_JWT_SECRET, LOCAL_WEBHOOK_SECRET};
+pub use devkit::secrets::{LOCAL_JWT_SECRET, LOCAL_WEBHOOK_SECRET};
 pub const LOCAL_DATABASE: &str = "billwire";
 
 fn main() -> ExitCode {
@@ -44,18 +44,14 @@ fn main() -> ExitCode {
         Some("test") => rt.block_on(test(&args[1..])),
         Some("db") => rt.block_on(db()).map(|(_, url)| println!("{url}")),
         Some("dev") => rt.block_on(dev::run()),
-        Some("listen") => client::Options::parse(
-            &args[1..],
-            shared::demo::DEMO_ADMIN.0,
-            shared::demo::DEMO_ADMIN.1,
-        )
-        .and_then(|o| rt.block_on(client::listen(o))),
-        Some("order") => client::Options::parse(
-            &args[1..],
-            shared::demo::DEMO_CUSTOMER.0,
-            shared::demo::DEMO_CUSTOMER.1,
-        )
-        .and_then(|o| rt.block_on(client::order(o))),
+        Some("listen") => {
+            client::Options::parse(&args[1..], demo::DEMO_ADMIN.0, demo::DEMO_ADMIN.1)
+                .and_then(|o| rt.block_on(client::listen(o)))
+        }
+        Some("order") => {
+            client::Options::parse(&args[1..], demo::DEMO_CUSTOMER.0, demo::DEMO_CUSTOMER.1)
+                .and_then(|o| rt.block_on(client::order(o)))
+        }
         Some("fixtures") => fixtures::write(),
         Some("bench") => rt.block_on(async {
             let server = ensure_postgres().await?;
@@ -236,15 +232,14 @@ async fn db() -> Result<(localpg::Server, String), String> {
             .map_err(|e| e.to_string())?;
     }
     let url = server.url(LOCAL_DATABASE);
-    let connect = shared::db::Connect::new(&url, None).map_err(|e| e.to_string())?;
-    let pool = shared::db::pool(&connect, 2).map_err(|e| e.to_string())?;
+    let connect =
+        shared::platform::database::Connect::new(&url, None).map_err(|e| e.to_string())?;
+    let pool = shared::platform::database::pool(&connect, 2).map_err(|e| e.to_string())?;
     let mut client = pool.get().await.map_err(|e| e.to_string())?;
-    shared::db::migrate(&mut client)
+    shared::platform::database::migrate(&mut client)
         .await
         .map_err(|e| e.to_string())?;
-    let loaded = shared::demo::load(&mut client)
-        .await
-        .map_err(|e| e.to_string())?;
+    let loaded = demo::load(&mut client).await.map_err(|e| e.to_string())?;
     if !loaded.accounts_created.is_empty() {
         eprintln!(
             "xtask: loaded demo accounts: {}",

@@ -1,25 +1,13 @@
-use crate::handler;
 use crate::support::*;
 use serde_json::json;
-
-fn create() -> Handler {
-    handler!(shared::accounts::api::create)
-}
-
-fn register() -> Handler {
-    handler!(shared::accounts::api::register)
-}
 
 #[tokio::test]
 async fn creating_an_account_makes_its_admin() {
     let w = world().await;
     let reply = w
-        .send(
-            HttpEvent::post("/api/v1/accounts").json(&json!({
-                "name": "Acme Corp.", "admin_email": "Boss@Acme.test", "admin_password": "Admin123!"
-            })),
-            create(),
-        )
+        .send(HttpEvent::post("/api/v1/accounts").json(&json!({
+            "name": "Acme Corp.", "admin_email": "Boss@Acme.test", "admin_password": "Admin123!"
+        })))
         .await;
     reply.assert_status(201);
     assert_eq!(reply.body["account"]["slug"], "acme-corp");
@@ -45,7 +33,6 @@ async fn a_taken_slug_is_a_conflict() {
         HttpEvent::post("/api/v1/accounts").json(&json!({
             "name": "Shop", "admin_email": "x@shop.test", "admin_password": "Admin123!"
         })),
-        create(),
         409,
         "slug_taken",
     )
@@ -122,7 +109,7 @@ async fn account_input_is_validated() {
         ),
     ];
     for (event, status, code) in cases {
-        w.refuses(event, create(), status, code).await;
+        w.refuses(event, status, code).await;
     }
 }
 
@@ -131,12 +118,9 @@ async fn customers_register_to_an_account_by_slug() {
     let w = world().await;
     w.merchant("shop").await;
     let reply = w
-        .send(
-            HttpEvent::post("/api/v1/auth/register").json(&json!({
-                "email": "ann@example.com", "password": "Test123!", "name": "Ann", "account": "shop"
-            })),
-            register(),
-        )
+        .send(HttpEvent::post("/api/v1/auth/register").json(&json!({
+            "email": "ann@example.com", "password": "Test123!", "name": "Ann", "account": "shop"
+        })))
         .await;
     reply.assert_status(201);
     assert_eq!(reply.body["role"], "customer");
@@ -153,7 +137,6 @@ async fn an_email_is_unique_per_account_case_insensitively() {
         HttpEvent::post("/api/v1/auth/register").json(&json!({
             "email": "ANN@example.com", "password": "Test123!", "name": "Ann", "account": "shop"
         })),
-        register(),
         409,
         "email_taken",
     )
@@ -185,6 +168,6 @@ async fn registration_input_is_validated() {
         (with("name", json!(null)), 400, "invalid_request"),
         (with("role", json!("admin")), 400, "invalid_request"),
     ] {
-        w.refuses(event, register(), status, code).await;
+        w.refuses(event, status, code).await;
     }
 }

@@ -1,20 +1,7 @@
-use crate::handler;
 use crate::support::*;
+use devkit::testdb::JWT_SECRET;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use shared::testing::JWT_SECRET;
-
-fn login() -> Handler {
-    handler!(shared::auth::api::login)
-}
-
-fn me() -> Handler {
-    handler!(shared::auth::api::me)
-}
-
-fn refresh() -> Handler {
-    handler!(shared::auth::api::refresh)
-}
 
 /// Logs `email` in with the test password; returns the reply body (the tokens).
 async fn logs_in(w: &World, email: &str) -> serde_json::Value {
@@ -22,7 +9,6 @@ async fn logs_in(w: &World, email: &str) -> serde_json::Value {
         .send(
             HttpEvent::post("/api/v1/auth/login")
                 .json(&json!({ "email": email, "password": "Test123!" })),
-            login(),
         )
         .await;
     reply.assert_status(200);
@@ -55,11 +41,8 @@ async fn expire(w: &World, refresh_token: &serde_json::Value, ago: &str) {
 }
 
 async fn trade(w: &World, refresh_token: &serde_json::Value) -> Reply {
-    w.send(
-        HttpEvent::post("/api/v1/auth/refresh").json(&json!({ "refresh_token": refresh_token })),
-        refresh(),
-    )
-    .await
+    w.send(HttpEvent::post("/api/v1/auth/refresh").json(&json!({ "refresh_token": refresh_token })))
+        .await
 }
 
 #[tokio::test]
@@ -88,7 +71,7 @@ async fn a_refresh_token_buys_a_new_pair_once() {
     assert_ne!(second.body["refresh_token"], first["refresh_token"]);
     let access = second.body["access_token"].as_str().expect("access token");
     let me = w
-        .send(HttpEvent::get("/api/v1/auth/me").bearer(access), me())
+        .send(HttpEvent::get("/api/v1/auth/me").bearer(access))
         .await;
     me.assert_status(200);
     assert_eq!(me.body["email"], "ann@example.com");
@@ -178,14 +161,13 @@ async fn bad_refresh_requests_are_refused_and_change_nothing() {
             "invalid_refresh_token",
         ),
     ] {
-        w.refuses(event, refresh(), status, code).await;
+        w.refuses(event, status, code).await;
     }
     // A refresh token is not an access token.
     let me = w
         .send(
             HttpEvent::get("/api/v1/auth/me")
                 .bearer(live["refresh_token"].as_str().expect("token")),
-            me(),
         )
         .await;
     me.assert_error(401, "unauthorized");
@@ -202,7 +184,7 @@ async fn login_issues_a_short_lived_bearer_token_that_me_accepts() {
     assert_eq!(body["expires_in"], 900);
     let token = body["access_token"].as_str().expect("token");
     let me = w
-        .send(HttpEvent::get("/api/v1/auth/me").bearer(token), me())
+        .send(HttpEvent::get("/api/v1/auth/me").bearer(token))
         .await;
     me.assert_status(200);
     assert_eq!(me.body["email"], "ann@example.com");
@@ -222,7 +204,7 @@ async fn wrong_credentials_are_refused_alike() {
         json!({ "email": "ann@example.com", "password": "Test123!", "account": "other" }),
     ] {
         let reply = w
-            .send(HttpEvent::post("/api/v1/auth/login").json(&body), login())
+            .send(HttpEvent::post("/api/v1/auth/login").json(&body))
             .await;
         reply.assert_error(401, "unauthorized");
         assert_eq!(reply.body["error"]["message"], "email or password is wrong");
@@ -231,7 +213,7 @@ async fn wrong_credentials_are_refused_alike() {
         json!({ "email": "ann@example.com" }),
         json!({ "email": 1, "password": "x" }),
     ] {
-        w.send(HttpEvent::post("/api/v1/auth/login").json(&body), login())
+        w.send(HttpEvent::post("/api/v1/auth/login").json(&body))
             .await
             .assert_error(400, "invalid_request");
     }
@@ -248,22 +230,18 @@ async fn an_email_in_two_accounts_needs_the_account() {
         .send(
             HttpEvent::post("/api/v1/auth/login")
                 .json(&json!({ "email": "ann@example.com", "password": "Test123!" })),
-            login(),
         )
         .await;
     reply.assert_error(400, "account_required");
-    let reply = w
-        .send(
-            HttpEvent::post("/api/v1/auth/login").json(
-                &json!({ "email": "ann@example.com", "password": "Test123!", "account": "two" }),
-            ),
-            login(),
-        )
+    let reply =
+        w.send(HttpEvent::post("/api/v1/auth/login").json(
+            &json!({ "email": "ann@example.com", "password": "Test123!", "account": "two" }),
+        ))
         .await;
     reply.assert_status(200);
     let token = reply.body["access_token"].as_str().expect("token");
     let me = w
-        .send(HttpEvent::get("/api/v1/auth/me").bearer(token), me())
+        .send(HttpEvent::get("/api/v1/auth/me").bearer(token))
         .await;
     assert_eq!(me.body["account"]["slug"], "two");
 }
@@ -301,7 +279,7 @@ async fn bad_tokens_are_refused() {
     let now = chrono::Utc::now().timestamp();
     let good = sign(&claims(json!({}), &admin), JWT_SECRET);
     // The good token works, so the refusals below are about the token alone.
-    w.send(HttpEvent::get("/api/v1/auth/me").bearer(&good), me())
+    w.send(HttpEvent::get("/api/v1/auth/me").bearer(&good))
         .await
         .assert_status(200);
 
@@ -403,7 +381,7 @@ async fn bad_tokens_are_refused() {
         ),
     ];
     for (what, event) in cases {
-        let reply = w.send(event, me()).await;
+        let reply = w.send(event).await;
         assert_eq!(reply.status, 401, "{what}: {}", reply.body);
         reply.assert_error(401, "unauthorized");
     }
@@ -415,88 +393,31 @@ async fn every_protected_endpoint_needs_a_token() {
     let w = world().await;
     w.merchant("shop").await;
     let id = uuid::Uuid::now_v7();
-    let endpoints: Vec<(HttpEvent, Handler)> = vec![
-        (
-            HttpEvent::get("/api/v1/auth/me"),
-            handler!(shared::auth::api::me),
-        ),
-        (
-            HttpEvent::get("/api/v1/plans"),
-            handler!(shared::plans::api::list),
-        ),
-        (
-            HttpEvent::post("/api/v1/plans").json(&json!({})),
-            handler!(shared::plans::api::create),
-        ),
-        (
-            HttpEvent::patch("/api/v1/plans/{id}")
-                .param("id", id)
-                .json(&json!({})),
-            handler!(shared::plans::api::update),
-        ),
-        (
-            HttpEvent::post("/api/v1/payments/intent").json(&json!({})),
-            handler!(shared::payments::api::create_intent),
-        ),
-        (
-            HttpEvent::post("/api/v1/payments/{id}/confirm").param("id", id),
-            handler!(shared::payments::api::confirm),
-        ),
-        (
-            HttpEvent::post("/api/v1/payments/{id}/refund").param("id", id),
-            handler!(shared::payments::api::refund),
-        ),
-        (
-            HttpEvent::get("/api/v1/payments"),
-            handler!(shared::payments::api::list),
-        ),
-        (
-            HttpEvent::get("/api/v1/payments/{id}").param("id", id),
-            handler!(shared::payments::api::get),
-        ),
-        (
-            HttpEvent::post("/api/v1/invoices").json(&json!({})),
-            handler!(shared::invoices::api::create),
-        ),
-        (
-            HttpEvent::post("/api/v1/invoices/{id}/finalize").param("id", id),
-            handler!(shared::invoices::api::finalize),
-        ),
-        (
-            HttpEvent::post("/api/v1/invoices/{id}/pay").param("id", id),
-            handler!(shared::invoices::api::pay),
-        ),
-        (
-            HttpEvent::post("/api/v1/invoices/{id}/void").param("id", id),
-            handler!(shared::invoices::api::void),
-        ),
-        (
-            HttpEvent::post("/api/v1/invoices/{id}/mark-uncollectible").param("id", id),
-            handler!(shared::invoices::api::mark_uncollectible),
-        ),
-        (
-            HttpEvent::get("/api/v1/invoices"),
-            handler!(shared::invoices::api::list),
-        ),
-        (
-            HttpEvent::get("/api/v1/invoices/{id}").param("id", id),
-            handler!(shared::invoices::api::get),
-        ),
-        (
-            HttpEvent::get("/api/v1/customers"),
-            handler!(shared::customers::api::list),
-        ),
-        (
-            HttpEvent::get("/api/v1/events"),
-            handler!(shared::events::api::list),
-        ),
-        (
-            HttpEvent::get("/api/v1/dashboard/stats"),
-            handler!(shared::stats::api::dashboard),
-        ),
+    let endpoints: Vec<HttpEvent> = vec![
+        HttpEvent::get("/api/v1/auth/me"),
+        HttpEvent::get("/api/v1/plans"),
+        HttpEvent::post("/api/v1/plans").json(&json!({})),
+        HttpEvent::patch("/api/v1/plans/{id}")
+            .param("id", id)
+            .json(&json!({})),
+        HttpEvent::post("/api/v1/payments/intent").json(&json!({})),
+        HttpEvent::post("/api/v1/payments/{id}/confirm").param("id", id),
+        HttpEvent::post("/api/v1/payments/{id}/refund").param("id", id),
+        HttpEvent::get("/api/v1/payments"),
+        HttpEvent::get("/api/v1/payments/{id}").param("id", id),
+        HttpEvent::post("/api/v1/invoices").json(&json!({})),
+        HttpEvent::post("/api/v1/invoices/{id}/finalize").param("id", id),
+        HttpEvent::post("/api/v1/invoices/{id}/pay").param("id", id),
+        HttpEvent::post("/api/v1/invoices/{id}/void").param("id", id),
+        HttpEvent::post("/api/v1/invoices/{id}/mark-uncollectible").param("id", id),
+        HttpEvent::get("/api/v1/invoices"),
+        HttpEvent::get("/api/v1/invoices/{id}").param("id", id),
+        HttpEvent::get("/api/v1/customers"),
+        HttpEvent::get("/api/v1/events"),
+        HttpEvent::get("/api/v1/dashboard/stats"),
     ];
-    for (event, h) in endpoints {
-        w.refuses(event, h, 401, "unauthorized").await;
+    for event in endpoints {
+        w.refuses(event, 401, "unauthorized").await;
     }
 }
 
@@ -511,31 +432,16 @@ async fn admin_endpoints_refuse_customers() {
     w.confirm(&ann, &payment).await.assert_status(200);
     let invoice = w.invoice(&admin, &ann).await;
     let t = &ann.token;
-    let endpoints: Vec<(HttpEvent, Handler)> = vec![
-        (
-            HttpEvent::post("/api/v1/plans").bearer(t).json(&json!({ "name": "X", "monthly_price": 1, "yearly_price": 1, "currency": "USD" })),
-            handler!(shared::plans::api::create),
-        ),
-        (
-            HttpEvent::patch("/api/v1/plans/{id}").param("id", plan["id"].as_str().unwrap_or_default()).bearer(t).json(&json!({ "active": false })),
-            handler!(shared::plans::api::update),
-        ),
-        (
-            HttpEvent::post("/api/v1/payments/{id}/refund").param("id", payment["id"].as_str().unwrap_or_default()).bearer(t),
-            handler!(shared::payments::api::refund),
-        ),
-        (
-            HttpEvent::post("/api/v1/invoices").bearer(t).json(&json!({ "customer_id": ann.id, "lines": [{ "description": "x", "quantity": 1, "unit_amount": 1 }] })),
-            handler!(shared::invoices::api::create),
-        ),
-        (
-            HttpEvent::post("/api/v1/invoices/{id}/finalize").param("id", invoice["id"].as_str().unwrap_or_default()).bearer(t),
-            handler!(shared::invoices::api::finalize),
-        ),
-        (HttpEvent::get("/api/v1/customers").bearer(t), handler!(shared::customers::api::list)),
+    let endpoints: Vec<HttpEvent> = vec![
+        HttpEvent::post("/api/v1/plans").bearer(t).json(&json!({ "name": "X", "monthly_price": 1, "yearly_price": 1, "currency": "USD" })),
+        HttpEvent::patch("/api/v1/plans/{id}").param("id", plan["id"].as_str().unwrap_or_default()).bearer(t).json(&json!({ "active": false })),
+        HttpEvent::post("/api/v1/payments/{id}/refund").param("id", payment["id"].as_str().unwrap_or_default()).bearer(t),
+        HttpEvent::post("/api/v1/invoices").bearer(t).json(&json!({ "customer_id": ann.id, "lines": [{ "description": "x", "quantity": 1, "unit_amount": 1 }] })),
+        HttpEvent::post("/api/v1/invoices/{id}/finalize").param("id", invoice["id"].as_str().unwrap_or_default()).bearer(t),
+        HttpEvent::get("/api/v1/customers").bearer(t),
     ];
-    for (event, h) in endpoints {
-        w.refuses(event, h, 403, "forbidden").await;
+    for event in endpoints {
+        w.refuses(event, 403, "forbidden").await;
     }
 }
 
@@ -547,7 +453,7 @@ async fn housekeeping_drops_expired_refresh_tokens_only() {
     expire(&w, &old, "2 hours").await;
     let db = w.db.client().await;
     assert!(
-        shared::connections::purge_expired(&db)
+        shared::realtime::housekeeping::purge_expired(&db)
             .await
             .expect("purge")
             >= 1
@@ -564,7 +470,6 @@ async fn housekeeping_drops_expired_refresh_tokens_only() {
 #[tokio::test]
 async fn logout_ends_that_login_only() {
     let w = shop_with_ann().await;
-    let logout = || handler!(shared::auth::api::logout);
     let first = ann_logs_in(&w).await;
     let other = ann_logs_in(&w).await;
     // A refreshed token belongs to the same login: logging out with the old pair's
@@ -575,7 +480,6 @@ async fn logout_ends_that_login_only() {
         .send(
             HttpEvent::post("/api/v1/auth/logout")
                 .json(&json!({ "refresh_token": renewed.body["refresh_token"] })),
-            logout(),
         )
         .await;
     reply.assert_status(200);
@@ -586,12 +490,9 @@ async fn logout_ends_that_login_only() {
     trade(&w, &other["refresh_token"]).await.assert_status(200);
     // Unknown tokens get the same answer and change nothing; bad bodies are refused.
     let before = w.snapshot().await;
-    w.send(
-        HttpEvent::post("/api/v1/auth/logout").json(&json!({ "refresh_token": "rt_unknown" })),
-        logout(),
-    )
-    .await
-    .assert_status(200);
+    w.send(HttpEvent::post("/api/v1/auth/logout").json(&json!({ "refresh_token": "rt_unknown" })))
+        .await
+        .assert_status(200);
     assert_eq!(before, w.snapshot().await);
     let post = || HttpEvent::post("/api/v1/auth/logout");
     for (event, status, code) in [
@@ -607,6 +508,6 @@ async fn logout_ends_that_login_only() {
             "validation_failed",
         ),
     ] {
-        w.refuses(event, logout(), status, code).await;
+        w.refuses(event, status, code).await;
     }
 }

@@ -1,19 +1,11 @@
 //! The WebSocket functions, driven with real API Gateway WebSocket events, and the ticket
 //! endpoint with real HTTP API events.
 
-use crate::handler;
 use crate::support::*;
-use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
-};
+use devkit::gateway_events::WsEvent;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use lambda_http::aws_lambda_events::encodings::Body;
 use serde_json::{json, Value};
-use shared::apigw::WsEvent;
-use shared::connections::ws;
-
-fn event(e: WsEvent) -> ApiGatewayWebsocketProxyRequest {
-    serde_json::from_value(e.to_json()).expect("a valid API Gateway WebSocket event")
-}
 
 fn body(r: &ApiGatewayProxyResponse) -> Value {
     match &r.body {
@@ -24,10 +16,7 @@ fn body(r: &ApiGatewayProxyResponse) -> Value {
 
 async fn ticket(w: &World, who: &Actor) -> String {
     let reply = w
-        .send(
-            HttpEvent::post("/api/v1/events/ticket").bearer(&who.token),
-            handler!(shared::connections::api::ticket),
-        )
+        .send(HttpEvent::post("/api/v1/events/ticket").bearer(&who.token))
         .await;
     reply.assert_status(201);
     assert_eq!(reply.body["expires_in"], 60);
@@ -47,15 +36,11 @@ async fn connect(
     if let Some(a) = account {
         e = e.query("account", a);
     }
-    ws::connect(w.app().clone(), event(e)).await
+    e.send(w.app()).await
 }
 
 async fn message(w: &World, id: &str, text: &str) -> ApiGatewayProxyResponse {
-    ws::message(
-        w.app().clone(),
-        event(WsEvent::message(id, "$default", text)),
-    )
-    .await
+    WsEvent::message(id, "$default", text).send(w.app()).await
 }
 
 async fn state(w: &World, id: &str) -> Option<(String, Option<i64>, i32)> {
@@ -135,7 +120,6 @@ async fn bad_tickets_are_refused_and_register_nothing() {
     // The ticket endpoint itself needs a caller.
     w.refuses(
         HttpEvent::post("/api/v1/events/ticket"),
-        handler!(shared::connections::api::ticket),
         401,
         "unauthorized",
     )
@@ -144,7 +128,6 @@ async fn bad_tickets_are_refused_and_register_nothing() {
         HttpEvent::post("/api/v1/events/ticket")
             .bearer(&admin.token)
             .json(&json!({ "ttl": 3600 })),
-        handler!(shared::connections::api::ticket),
         400,
         "invalid_request",
     )
@@ -261,18 +244,14 @@ async fn disconnect_forgets_the_connection() {
     let admin = w.merchant("shop").await;
     let t = ticket(&w, &admin).await;
     assert_eq!(connect(&w, "c1=", Some(&t), None).await.status_code, 200);
-    let r = ws::disconnect(
-        w.app().clone(),
-        event(WsEvent::disconnect("c1=", 1001, "Going away")),
-    )
-    .await;
+    let r = WsEvent::disconnect("c1=", 1001, "Going away")
+        .send(w.app())
+        .await;
     assert_eq!(r.status_code, 200);
     assert_eq!(state(&w, "c1=").await, None);
     // Twice is fine.
-    let r = ws::disconnect(
-        w.app().clone(),
-        event(WsEvent::disconnect("c1=", 1001, "Going away")),
-    )
-    .await;
+    let r = WsEvent::disconnect("c1=", 1001, "Going away")
+        .send(w.app())
+        .await;
     assert_eq!(r.status_code, 200);
 }

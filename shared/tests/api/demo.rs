@@ -1,4 +1,3 @@
-use crate::handler;
 use crate::support::*;
 use serde_json::json;
 
@@ -6,23 +5,16 @@ use serde_json::json;
 async fn demo_data_loads_once_and_its_logins_work() {
     let w = world().await;
     let mut client = w.db.client().await;
-    let loaded = shared::demo::load(&mut client).await.expect("load");
+    let loaded = demo::load(&mut client).await.expect("load");
     assert_eq!(loaded.accounts_created, vec!["demo", "acme"]);
     let before = w.snapshot().await;
-    let again = shared::demo::load(&mut client).await.expect("reload");
+    let again = demo::load(&mut client).await.expect("reload");
     assert!(again.accounts_created.is_empty());
     assert_eq!(before, w.snapshot().await, "loading twice changed data");
-
-    let login = handler!(shared::auth::api::login);
-    for (email, password) in [
-        shared::demo::DEMO_ADMIN,
-        shared::demo::DEMO_CUSTOMER,
-        shared::demo::ACME_ADMIN,
-    ] {
+    for (email, password) in [demo::DEMO_ADMIN, demo::DEMO_CUSTOMER, demo::ACME_ADMIN] {
         w.send(
             HttpEvent::post("/api/v1/auth/login")
                 .json(&json!({ "email": email, "password": password })),
-            login,
         )
         .await
         .assert_status(200);
@@ -60,7 +52,7 @@ async fn demo_data_loads_once_and_its_logins_work() {
         .expect("orphans")
         .get(0);
     assert_eq!(orphans, 0);
-    let stable = shared::demo::stable_id("plan/demo/Starter");
+    let stable = demo::stable_id("plan/demo/Starter");
     let starter: String = client
         .query_one("SELECT name FROM plans WHERE id = $1", &[&stable])
         .await

@@ -1,10 +1,5 @@
-use crate::handler;
 use crate::support::*;
 use serde_json::json;
-
-fn intent() -> Handler {
-    handler!(shared::payments::api::create_intent)
-}
 
 async fn setup() -> (World, Actor, serde_json::Value) {
     let w = world().await;
@@ -24,15 +19,11 @@ fn request(who: &Actor, plan: &serde_json::Value, key: &str, cycle: &str) -> Htt
 #[tokio::test]
 async fn a_retry_replays_the_first_response_and_writes_nothing() {
     let (w, ann, plan) = setup().await;
-    let first = w
-        .send(request(&ann, &plan, "key-1", "monthly"), intent())
-        .await;
+    let first = w.send(request(&ann, &plan, "key-1", "monthly")).await;
     first.assert_status(201);
     assert!(first.headers.get("idempotent-replayed").is_none());
     let before = w.snapshot().await;
-    let second = w
-        .send(request(&ann, &plan, "key-1", "monthly"), intent())
-        .await;
+    let second = w.send(request(&ann, &plan, "key-1", "monthly")).await;
     assert_eq!(second.status, 201);
     assert_eq!(second.body, first.body);
     assert_eq!(
@@ -50,12 +41,11 @@ async fn a_retry_replays_the_first_response_and_writes_nothing() {
 #[tokio::test]
 async fn the_same_key_with_another_body_is_refused() {
     let (w, ann, plan) = setup().await;
-    w.send(request(&ann, &plan, "key-1", "monthly"), intent())
+    w.send(request(&ann, &plan, "key-1", "monthly"))
         .await
         .assert_status(201);
     w.refuses(
         request(&ann, &plan, "key-1", "yearly"),
-        intent(),
         422,
         "idempotency_key_reused",
     )
@@ -66,7 +56,7 @@ async fn the_same_key_with_another_body_is_refused() {
 async fn concurrent_requests_with_one_key_write_once() {
     let (w, ann, plan) = setup().await;
     let replies = futures::future::join_all(
-        (0..8).map(|_| w.send(request(&ann, &plan, "key-race", "monthly"), intent())),
+        (0..8).map(|_| w.send(request(&ann, &plan, "key-race", "monthly"))),
     )
     .await;
     for r in &replies {
@@ -86,13 +76,9 @@ async fn concurrent_requests_with_one_key_write_once() {
 async fn keys_expire_after_24_hours_and_are_scoped_to_the_caller() {
     let (w, ann, plan) = setup().await;
     let bob = w.customer("shop", "bob@example.com").await;
-    let first = w
-        .send(request(&ann, &plan, "key-1", "monthly"), intent())
-        .await;
+    let first = w.send(request(&ann, &plan, "key-1", "monthly")).await;
     // Another caller's identical key is another key.
-    let bobs = w
-        .send(request(&bob, &plan, "key-1", "monthly"), intent())
-        .await;
+    let bobs = w.send(request(&bob, &plan, "key-1", "monthly")).await;
     bobs.assert_status(201);
     assert_ne!(bobs.body["id"], first.body["id"]);
     w.db.client()
@@ -103,9 +89,7 @@ async fn keys_expire_after_24_hours_and_are_scoped_to_the_caller() {
         )
         .await
         .expect("age keys");
-    let later = w
-        .send(request(&ann, &plan, "key-1", "monthly"), intent())
-        .await;
+    let later = w.send(request(&ann, &plan, "key-1", "monthly")).await;
     later.assert_status(201);
     assert_ne!(later.body["id"], first.body["id"]);
     assert_eq!(w.db.count("payments").await, 3);
@@ -118,9 +102,9 @@ async fn a_failed_request_is_not_remembered() {
         .bearer(&ann.token)
         .idempotency_key("key-1")
         .json(&json!({ "plan_id": uuid::Uuid::now_v7(), "billing_cycle": "monthly", "payment_method": "card" }));
-    w.refuses(bad, intent(), 422, "validation_failed").await;
+    w.refuses(bad, 422, "validation_failed").await;
     // The key is still free for a corrected request.
-    w.send(request(&ann, &plan, "key-1", "monthly"), intent())
+    w.send(request(&ann, &plan, "key-1", "monthly"))
         .await
         .assert_status(201);
 }
@@ -135,7 +119,6 @@ async fn malformed_keys_are_refused() {
     ] {
         w.refuses(
             request(&ann, &plan, &key, "monthly"),
-            intent(),
             400,
             "invalid_idempotency_key",
         )
@@ -146,15 +129,14 @@ async fn malformed_keys_are_refused() {
 #[tokio::test]
 async fn every_post_honours_the_key() {
     let w = world().await;
-    let create = handler!(shared::accounts::api::create);
     let event = HttpEvent::post("/api/v1/accounts")
         .idempotency_key("signup-1")
         .json(
             &json!({ "name": "Shop", "admin_email": "a@shop.test", "admin_password": "Admin123!" }),
         );
-    let first = w.send(event.clone(), create).await;
+    let first = w.send(event.clone()).await;
     first.assert_status(201);
-    let again = w.send(event, create).await;
+    let again = w.send(event).await;
     assert_eq!(again.status, 201);
     assert_eq!(again.body, first.body);
     assert_eq!(w.db.count("accounts").await, 1);

@@ -11,6 +11,8 @@ mod demo;
 mod events;
 mod idempotency;
 mod invoices;
+mod layering;
+mod outage;
 mod outbox;
 mod payments;
 mod plans;

@@ -4,10 +4,10 @@
 use crate::support::*;
 use futures::StreamExt;
 use serde_json::json;
-use shared::db::Tx;
-use shared::events::{self, Audience, EventKind, NewEvent};
-use shared::payments::{self, NewIntent};
-use shared::types::BillingCycle;
+use shared::billing::payments::{self, NewIntent};
+use shared::billing::values::BillingCycle;
+use shared::store::outbox::{self as events, Audience, EventKind, NewEvent};
+use shared::store::Tx;
 use std::time::Duration;
 use tokio_postgres::AsyncMessage;
 

@@ -1,7 +1,6 @@
 //! DESIGN.md invariant 7 over REST: customers see their own rows and events, admins their
 //! account's, nobody another account's.
 
-use crate::handler;
 use crate::support::*;
 use serde_json::Value;
 
@@ -38,8 +37,6 @@ async fn nobody_sees_what_is_not_theirs() {
     let w = world().await;
     let demo = shop(&w, "demo").await;
     let acme = shop(&w, "acme").await;
-    let payments = handler!(shared::payments::api::list);
-    let invoices = handler!(shared::invoices::api::list);
 
     for (who, expected_owner) in [
         (&demo.ann, Some(demo.ann.id)),
@@ -47,10 +44,7 @@ async fn nobody_sees_what_is_not_theirs() {
         (&demo.admin, None),
     ] {
         let reply = w
-            .send(
-                HttpEvent::get("/api/v1/payments").bearer(&who.token),
-                payments,
-            )
+            .send(HttpEvent::get("/api/v1/payments").bearer(&who.token))
             .await;
         let data = reply.body["data"].as_array().cloned().unwrap_or_default();
         assert_eq!(data.len(), if expected_owner.is_some() { 1 } else { 2 });
@@ -64,10 +58,7 @@ async fn nobody_sees_what_is_not_theirs() {
                 .ends_with("demo.example"));
         }
         let reply = w
-            .send(
-                HttpEvent::get("/api/v1/invoices").bearer(&who.token),
-                invoices,
-            )
+            .send(HttpEvent::get("/api/v1/invoices").bearer(&who.token))
             .await;
         for inv in reply.body["data"].as_array().into_iter().flatten() {
             if let Some(owner) = expected_owner {
@@ -78,43 +69,31 @@ async fn nobody_sees_what_is_not_theirs() {
 
     // Another customer's or another account's payment is "not found", never "forbidden".
     let bobs = w
-        .send(
-            HttpEvent::get("/api/v1/payments").bearer(&demo.bob.token),
-            payments,
-        )
+        .send(HttpEvent::get("/api/v1/payments").bearer(&demo.bob.token))
         .await;
     let bobs_payment = ids(&bobs.body)[0].clone();
-    let get = handler!(shared::payments::api::get);
     for who in [&demo.ann, &acme.admin, &acme.ann] {
         w.send(
             HttpEvent::get("/api/v1/payments/{id}")
                 .param("id", &bobs_payment)
                 .bearer(&who.token),
-            get,
         )
         .await
         .assert_error(404, "not_found");
     }
     let acme_invoices = w
-        .send(
-            HttpEvent::get("/api/v1/invoices").bearer(&acme.admin.token),
-            invoices,
-        )
+        .send(HttpEvent::get("/api/v1/invoices").bearer(&acme.admin.token))
         .await;
     let acme_invoice = ids(&acme_invoices.body)[0].clone();
     w.send(
         HttpEvent::get("/api/v1/invoices/{id}")
             .param("id", &acme_invoice)
             .bearer(&demo.admin.token),
-        handler!(shared::invoices::api::get),
     )
     .await
     .assert_error(404, "not_found");
     let customers = w
-        .send(
-            HttpEvent::get("/api/v1/customers").bearer(&acme.admin.token),
-            handler!(shared::customers::api::list),
-        )
+        .send(HttpEvent::get("/api/v1/customers").bearer(&acme.admin.token))
         .await;
     assert_eq!(customers.body["data"].as_array().map(Vec::len), Some(2));
     for c in customers.body["data"].as_array().into_iter().flatten() {

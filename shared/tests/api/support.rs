@@ -1,32 +1,12 @@
 //! Shared test helpers: a world with its own database, actors with tokens, and a snapshot
 //! of every table to prove that a refused request wrote nothing.
 
-use futures::future::BoxFuture;
-use lambda_http::Request;
+pub use devkit::gateway_events::HttpEvent;
+pub use devkit::testdb::{Reply, TestDb};
 use serde_json::{json, Value};
-pub use shared::apigw::HttpEvent;
-use shared::auth::{Principal, Role};
-use shared::http::ApiResponse;
-pub use shared::testing::{Reply, TestDb};
-use shared::{ApiResult, App};
+use shared::api::App;
+use shared::billing::auth::{Principal, Role};
 use uuid::Uuid;
-
-/// A handler as a plain function pointer, so tables of endpoints can hold them.
-pub type Handler = fn(App, Request) -> BoxFuture<'static, ApiResult<ApiResponse>>;
-
-#[macro_export]
-macro_rules! handler {
-    ($path:path) => {{
-        fn h(
-            app: shared::App,
-            req: lambda_http::Request,
-        ) -> futures::future::BoxFuture<'static, shared::ApiResult<shared::http::ApiResponse>>
-        {
-            Box::pin($path(app, req))
-        }
-        h as $crate::support::Handler
-    }};
-}
 
 pub struct World {
     pub db: TestDb,
@@ -77,20 +57,18 @@ impl World {
         &self.db.app
     }
 
-    pub async fn send(&self, event: HttpEvent, handler: Handler) -> Reply {
-        event.send(self.app(), handler).await
+    /// Sends `event` to the function `api::routes` names for its method and route.
+    pub async fn send(&self, event: HttpEvent) -> Reply {
+        event.send(self.app()).await
     }
 
     /// A new merchant account with its admin, through `POST /api/v1/accounts`.
     pub async fn merchant(&self, slug: &str) -> Actor {
         let email = format!("admin@{slug}.test");
         let reply = self
-            .send(
-                HttpEvent::post("/api/v1/accounts").json(&json!({
-                    "name": slug, "slug": slug, "admin_email": email, "admin_password": "Admin123!"
-                })),
-                handler!(shared::accounts::api::create),
-            )
+            .send(HttpEvent::post("/api/v1/accounts").json(&json!({
+                "name": slug, "slug": slug, "admin_email": email, "admin_password": "Admin123!"
+            })))
             .await;
         reply.assert_status(201);
         self.actor(&reply.body["admin"], &email)
@@ -103,7 +81,6 @@ impl World {
                 HttpEvent::post("/api/v1/auth/register").json(&json!({
                     "email": email, "password": "Test123!", "name": format!("Customer {email}"), "account": slug
                 })),
-                handler!(shared::accounts::api::register),
             )
             .await;
         reply.assert_status(201);
@@ -137,7 +114,6 @@ impl World {
                 HttpEvent::post("/api/v1/plans").bearer(&admin.token).json(&json!({
                     "name": name, "monthly_price": 1900, "yearly_price": 19000, "currency": "USD"
                 })),
-                handler!(shared::plans::api::create),
             )
             .await;
         reply.assert_status(201);
@@ -151,7 +127,6 @@ impl World {
                 HttpEvent::post("/api/v1/payments/intent")
                     .bearer(&customer.token)
                     .json(&json!({ "plan_id": plan["id"], "billing_cycle": "monthly", "payment_method": method })),
-                handler!(shared::payments::api::create_intent),
             )
             .await;
         reply.assert_status(201);
@@ -163,7 +138,6 @@ impl World {
             HttpEvent::post("/api/v1/payments/{id}/confirm")
                 .param("id", payment["id"].as_str().unwrap_or_default())
                 .bearer(&who.token),
-            handler!(shared::payments::api::confirm),
         )
         .await
     }
@@ -176,7 +150,6 @@ impl World {
                     "customer_id": customer.id,
                     "lines": [{ "description": "Consulting", "quantity": 2, "unit_amount": 1500 }]
                 })),
-                handler!(shared::invoices::api::create),
             )
             .await;
         reply.assert_status(201);
@@ -208,14 +181,13 @@ impl World {
     pub fn refuses<'a>(
         &'a self,
         event: HttpEvent,
-        handler: Handler,
         status: u16,
         code: &'a str,
     ) -> impl std::future::Future<Output = ()> + 'a {
         let caller = std::panic::Location::caller();
         async move {
             let before = self.snapshot().await;
-            let reply = self.send(event.clone(), handler).await;
+            let reply = self.send(event.clone()).await;
             assert!(
                 reply.status == status && reply.error_code() == code,
                 "{caller}: expected {status} {code}, got {} {} for {}",
@@ -239,7 +211,6 @@ impl World {
                 HttpEvent::get("/api/v1/events")
                     .bearer(&who.token)
                     .query("limit", 1000),
-                handler!(shared::events::api::list),
             )
             .await;
         reply.assert_status(200);

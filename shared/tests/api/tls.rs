@@ -1,10 +1,10 @@
 //! TLS to Postgres, against a real server with TLS on (a throwaway cluster with a
 //! certificate from a test CA): used when asked for, verified whenever used.
 
+use devkit::localpg::{free_port, workspace_root, Cluster};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use shared::config::ConfigError;
-use shared::db::{self, Connect};
-use shared::localpg::{free_port, workspace_root, Cluster};
+use shared::platform::config::ConfigError;
+use shared::platform::database::{self as db, Connect};
 use std::path::{Path, PathBuf};
 
 struct Ca {

@@ -1,12 +1,7 @@
-use crate::handler;
 use crate::support::*;
+use devkit::testdb::WEBHOOK_SECRET;
 use serde_json::json;
-use shared::testing::WEBHOOK_SECRET;
-use shared::webhooks::sign;
-
-fn webhook() -> Handler {
-    handler!(shared::webhooks::handle)
-}
+use shared::billing::webhooks::sign;
 
 fn delivery(body: &serde_json::Value, at: i64, secret: &str) -> HttpEvent {
     let raw = body.to_string();
@@ -35,9 +30,7 @@ async fn a_signed_success_confirms_the_payment_once() {
     let w = world().await;
     let p = pending_payment(&w).await;
     let body = json!({ "id": "evt_1", "type": "payment_intent.succeeded", "data": { "object": { "id": p["id"] } } });
-    let reply = w
-        .send(delivery(&body, now(), WEBHOOK_SECRET), webhook())
-        .await;
+    let reply = w.send(delivery(&body, now(), WEBHOOK_SECRET)).await;
     reply.assert_status(200);
     assert_eq!(reply.body["payment"]["status"], "succeeded");
     assert_eq!(reply.body["duplicate"], false);
@@ -54,9 +47,7 @@ async fn a_signed_success_confirms_the_payment_once() {
 
     // The provider redelivers: nothing changes.
     let before = w.snapshot().await;
-    let again = w
-        .send(delivery(&body, now(), WEBHOOK_SECRET), webhook())
-        .await;
+    let again = w.send(delivery(&body, now(), WEBHOOK_SECRET)).await;
     again.assert_status(200);
     assert_eq!(again.body["duplicate"], true);
     assert_eq!(again.body["payment"]["status"], "succeeded");
@@ -64,9 +55,7 @@ async fn a_signed_success_confirms_the_payment_once() {
 
     // Another delivery of the same outcome (a new event id) is idempotent too.
     let other = json!({ "id": "evt_2", "type": "payment_intent.succeeded", "data": { "object": { "id": p["id"] } } });
-    let reply = w
-        .send(delivery(&other, now(), WEBHOOK_SECRET), webhook())
-        .await;
+    let reply = w.send(delivery(&other, now(), WEBHOOK_SECRET)).await;
     reply.assert_status(200);
     assert_eq!(w.db.count("events").await, 2);
 
@@ -74,7 +63,6 @@ async fn a_signed_success_confirms_the_payment_once() {
     let failed = json!({ "id": "evt_3", "type": "payment_intent.payment_failed", "data": { "object": { "id": p["id"] } } });
     w.refuses(
         delivery(&failed, now(), WEBHOOK_SECRET),
-        webhook(),
         409,
         "invalid_state",
     )
@@ -89,9 +77,7 @@ async fn a_signed_failure_fails_the_payment() {
         "id": "evt_9", "type": "payment_intent.payment_failed",
         "data": { "object": { "id": p["id"], "last_payment_error": { "code": "expired_card", "message": "Your card has expired." } } }
     });
-    let reply = w
-        .send(delivery(&body, now(), WEBHOOK_SECRET), webhook())
-        .await;
+    let reply = w.send(delivery(&body, now(), WEBHOOK_SECRET)).await;
     reply.assert_status(200);
     assert_eq!(reply.body["payment"]["status"], "failed");
     assert_eq!(reply.body["payment"]["failure_code"], "expired_card");
@@ -133,7 +119,7 @@ async fn bad_signatures_and_stale_timestamps_are_refused() {
             .header("billwire-signature", "garbage"),
     ];
     for event in cases {
-        w.refuses(event, webhook(), 400, "invalid_signature").await;
+        w.refuses(event, 400, "invalid_signature").await;
     }
 }
 
@@ -142,13 +128,8 @@ async fn webhook_bodies_are_validated_after_the_signature() {
     let w = world().await;
     let p = pending_payment(&w).await;
     let unknown = json!({ "id": "evt_1", "type": "payment_intent.succeeded", "data": { "object": { "id": uuid::Uuid::now_v7() } } });
-    w.refuses(
-        delivery(&unknown, now(), WEBHOOK_SECRET),
-        webhook(),
-        404,
-        "not_found",
-    )
-    .await;
+    w.refuses(delivery(&unknown, now(), WEBHOOK_SECRET), 404, "not_found")
+        .await;
     for body in [
         json!({ "type": "payment_intent.succeeded", "data": { "object": { "id": p["id"] } } }),
         json!({ "id": "evt_1", "type": "payment_intent.succeeded", "data": { "object": { "id": "nope" } } }),
@@ -156,7 +137,6 @@ async fn webhook_bodies_are_validated_after_the_signature() {
     ] {
         w.refuses(
             delivery(&body, now(), WEBHOOK_SECRET),
-            webhook(),
             400,
             "invalid_request",
         )
@@ -165,7 +145,6 @@ async fn webhook_bodies_are_validated_after_the_signature() {
     let empty_id = json!({ "id": "", "type": "payment_intent.succeeded", "data": { "object": { "id": p["id"] } } });
     w.refuses(
         delivery(&empty_id, now(), WEBHOOK_SECRET),
-        webhook(),
         422,
         "validation_failed",
     )
@@ -174,9 +153,7 @@ async fn webhook_bodies_are_validated_after_the_signature() {
     // Event types we do not handle are acknowledged, so the provider stops retrying.
     let before = w.snapshot().await;
     let other = json!({ "id": "evt_5", "type": "customer.created", "data": { "object": { "id": p["id"] } } });
-    let reply = w
-        .send(delivery(&other, now(), WEBHOOK_SECRET), webhook())
-        .await;
+    let reply = w.send(delivery(&other, now(), WEBHOOK_SECRET)).await;
     reply.assert_status(200);
     assert_eq!(reply.body["handled"], false);
     assert_eq!(before, w.snapshot().await);

@@ -1,0 +1,100 @@
+//! `POST /api/v1/auth/login`, `/auth/refresh`, `/auth/logout` and `GET /api/v1/auth/me`.
+
+use super::request::{authenticate, json_body};
+use super::response::{json, ApiResponse};
+use super::App;
+use crate::billing::auth::{self, *};
+use crate::billing::values::*;
+use crate::platform::error::{Error, Result};
+use http::StatusCode;
+use lambda_http::Request;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginInput {
+    email: String,
+    password: String,
+    #[serde(default)]
+    account: Option<String>,
+}
+
+/// `POST /api/v1/auth/login`. Not idempotency-keyed on purpose: it changes nothing, so
+/// a retry is already safe, and storing its response would persist a bearer token.
+pub async fn login(app: App, req: Request) -> Result<ApiResponse> {
+    let input: LoginInput = json_body(&req)?;
+    if input.password.is_empty() || input.password.chars().count() > Password::MAX {
+        return Err(Error::unauthorized("email or password is wrong"));
+    }
+    let creds = Credentials {
+        email: Email::parse("email", &input.email)?,
+        password: input.password,
+        account: input.account.map(|a| a.trim().to_string()),
+    };
+    let db = app.db().await?;
+    let token = auth::login(&app.tokens, &db, &creds).await?;
+    json(StatusCode::OK, &token)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshInput {
+    refresh_token: String,
+}
+
+/// `POST /api/v1/auth/refresh` `{"refresh_token"}`: a new access token and a new
+/// refresh token; the presented one is spent.
+pub async fn refresh(app: App, req: Request) -> Result<ApiResponse> {
+    let input: RefreshInput = json_body(&req)?;
+    let token = refresh_token_input(&input)?;
+    let mut db = app.db().await?;
+    let pair = auth::refresh(&app.tokens, &mut db, token).await?;
+    json(StatusCode::OK, &pair)
+}
+
+/// `POST /api/v1/auth/logout` `{"refresh_token"}`: ends that login: its refresh tokens
+/// stop working at once (access tokens already issued run out within their 15 min).
+/// Answers `{"logged_out":true}` whether or not the token was known: it reveals nothing.
+pub async fn logout(app: App, req: Request) -> Result<ApiResponse> {
+    let input: RefreshInput = json_body(&req)?;
+    let token = refresh_token_input(&input)?;
+    let db = app.db().await?;
+    auth::logout(&db, token).await?;
+    json(StatusCode::OK, &serde_json::json!({ "logged_out": true }))
+}
+
+fn refresh_token_input(input: &RefreshInput) -> Result<&str> {
+    let token = input.refresh_token.trim();
+    if token.is_empty() || token.len() > 1024 {
+        return Err(Error::validation(
+            "refresh_token must be the refresh token login returned",
+        ));
+    }
+    Ok(token)
+}
+
+/// `GET /api/v1/auth/me`: the caller and their account.
+pub async fn me(app: App, req: Request) -> Result<ApiResponse> {
+    let who = authenticate(&app, &req)?;
+    let db = app.db().await?;
+    let row = db
+        .query_opt(
+            "SELECT u.id, u.account_id, u.email, u.name, u.role, u.created_at,
+                    a.name AS account_name, a.slug AS account_slug, a.currency AS account_currency
+               FROM users u JOIN accounts a ON a.id = u.account_id
+              WHERE u.id = $1 AND u.account_id = $2",
+            &[&who.user_id, &who.account_id],
+        )
+        .await?
+        .ok_or_else(|| Error::unauthorized("this user no longer exists"))?;
+    let user = User::from_row(&row)?;
+    let account = serde_json::json!({
+        "id": user.account_id,
+        "name": row.try_get::<_, String>("account_name")?,
+        "slug": row.try_get::<_, String>("account_slug")?,
+        "currency": row.try_get::<_, String>("account_currency")?,
+    });
+    let mut body = serde_json::to_value(&user).map_err(Error::internal)?;
+    body["account"] = account;
+    json(StatusCode::OK, &body)
+}

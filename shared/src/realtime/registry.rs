@@ -1,0 +1,188 @@
+//! The connection registry the connector delivers from: one row per WebSocket connection
+//! (who it is, its subscription and generation, its durable delivery cursor). The
+//! WebSocket functions write it (`$connect`, subscribe, ping, `$disconnect`) and wake the
+//! connector on [`CHANNEL`]; the connector reads it, activates subscriptions and flushes
+//! cursors (docs/architecture.md, "Durable cursors").
+
+use crate::billing::auth::{Principal, Role};
+use crate::platform::error::Result;
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+/// NOTIFY channel for subscribe and disconnect; the payload is the connection id.
+pub const CHANNEL: &str = "billwire_connections";
+
+/// A registered connection, as the connector sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: String,
+    pub account_id: Uuid,
+    pub user_id: Uuid,
+    pub role: Role,
+    pub state: String,
+    pub requested_after: Option<i64>,
+    pub cursor: Option<i64>,
+    pub generation: i32,
+}
+
+impl Connection {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Connection> {
+        Ok(Connection {
+            id: row.try_get("connection_id")?,
+            account_id: row.try_get("account_id")?,
+            user_id: row.try_get("user_id")?,
+            role: Role::from_db(row.try_get("role")?)?,
+            state: row.try_get("state")?,
+            requested_after: row.try_get("requested_after")?,
+            cursor: row.try_get("cursor")?,
+            generation: row.try_get("generation")?,
+        })
+    }
+
+    /// The customer scope of invariant 7: `None` for admins.
+    pub fn customer_scope(&self) -> Option<Uuid> {
+        (self.role != Role::Admin).then_some(self.user_id)
+    }
+}
+
+const CONNECTION_COLUMNS: &str =
+    "connection_id, account_id, user_id, role, state, requested_after, cursor, generation";
+
+pub async fn register(db: &impl GenericClient, connection_id: &str, who: &Principal) -> Result<()> {
+    db.execute(
+        "INSERT INTO ws_connections (connection_id, account_id, user_id, role)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (connection_id) DO NOTHING",
+        &[
+            &connection_id,
+            &who.account_id,
+            &who.user_id,
+            &who.role.as_str(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a subscribe request and wakes the connector. `after` is clamped to the newest
+/// event id, and `null` means "from the newest", so the cursor the connector will set is
+/// fixed here, whichever connector replica picks it up. Returns false if the connection is
+/// unknown.
+pub async fn request_subscribe(
+    db: &impl GenericClient,
+    connection_id: &str,
+    after: Option<i64>,
+) -> Result<bool> {
+    let row = db
+        .query_opt(
+            "WITH head AS (SELECT coalesce(max(id), 0) AS id FROM events),
+                  u AS (UPDATE ws_connections c
+                           SET state = 'subscribing',
+                               requested_after = least(coalesce($2, head.id), head.id),
+                               generation = c.generation + 1,
+                               last_seen_at = now()
+                          FROM head
+                         WHERE c.connection_id = $1
+                     RETURNING c.connection_id)
+             SELECT pg_notify($3, u.connection_id) FROM u",
+            &[&connection_id, &after, &CHANNEL],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+pub async fn touch(db: &impl GenericClient, connection_id: &str) -> Result<bool> {
+    Ok(db
+        .execute(
+            "UPDATE ws_connections SET last_seen_at = now() WHERE connection_id = $1",
+            &[&connection_id],
+        )
+        .await?
+        == 1)
+}
+
+/// Forgets a connection and tells the connector (`$disconnect`, or a 410 from the API).
+pub async fn remove(db: &impl GenericClient, connection_id: &str) -> Result<bool> {
+    let row = db
+        .query_opt(
+            "WITH d AS (DELETE FROM ws_connections WHERE connection_id = $1 RETURNING connection_id)
+             SELECT pg_notify($2, d.connection_id) FROM d",
+            &[&connection_id, &CHANNEL],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Connections nothing has been heard from for `silent_for`: candidates for a liveness probe.
+pub async fn silent(
+    db: &impl GenericClient,
+    silent_for: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<String>> {
+    db.query(
+        "SELECT connection_id FROM ws_connections
+          WHERE last_seen_at < now() - make_interval(secs => $1)
+          ORDER BY last_seen_at LIMIT $2",
+        &[&silent_for.as_secs_f64(), &limit],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok(r.try_get(0)?))
+    .collect()
+}
+
+/// Connections that are subscribed or asking to be.
+pub async fn load_active(db: &impl GenericClient) -> Result<Vec<Connection>> {
+    db.query(
+        &format!("SELECT {CONNECTION_COLUMNS} FROM ws_connections WHERE state IN ('subscribing', 'live')"),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(Connection::from_row)
+    .collect()
+}
+
+pub async fn load(db: &impl GenericClient, connection_id: &str) -> Result<Option<Connection>> {
+    db.query_opt(
+        &format!("SELECT {CONNECTION_COLUMNS} FROM ws_connections WHERE connection_id = $1"),
+        &[&connection_id],
+    )
+    .await?
+    .as_ref()
+    .map(Connection::from_row)
+    .transpose()
+}
+
+/// Marks a subscribing connection live at `cursor`, if it is still the same subscription.
+pub async fn activate(
+    db: &impl GenericClient,
+    connection_id: &str,
+    generation: i32,
+    cursor: i64,
+) -> Result<bool> {
+    Ok(db
+        .execute(
+            "UPDATE ws_connections SET state = 'live', cursor = $3
+              WHERE connection_id = $1 AND generation = $2 AND state = 'subscribing'",
+            &[&connection_id, &generation, &cursor],
+        )
+        .await?
+        == 1)
+}
+
+/// Persists delivery cursors in one statement; a cursor never moves backwards.
+pub async fn save_cursors(db: &impl GenericClient, cursors: &[(String, i64)]) -> Result<()> {
+    if cursors.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = cursors.iter().map(|(id, _)| id.as_str()).collect();
+    let values: Vec<i64> = cursors.iter().map(|(_, c)| *c).collect();
+    db.execute(
+        "UPDATE ws_connections c SET cursor = v.cursor
+           FROM unnest($1::text[], $2::bigint[]) AS v(id, cursor)
+          WHERE c.connection_id = v.id AND c.state = 'live' AND (c.cursor IS NULL OR c.cursor < v.cursor)",
+        &[&ids, &values],
+    )
+    .await?;
+    Ok(())
+}
