@@ -1,6 +1,6 @@
 //! The connector: the one long-lived process of Billwire. It holds a direct Postgres session,
 //! competes for leadership with an advisory lock, LISTENs for wake-ups, and delivers every
-//! event to every connection allowed to see it (DESIGN.md invariants 4-8).
+//! event to every connection allowed to see it (docs/architecture.md, "Leader and standby", "Durable cursors", "Scoping").
 //!
 //! - [`session`]: the control session (lock + LISTEN)
 //! - [`leader`]: fan-out and connection bookkeeping while leading

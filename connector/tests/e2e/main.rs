@@ -1,5 +1,5 @@
 //! End-to-end: real Postgres, real processes (cargo lambda watch, the gateway, connector
-//! replicas), real WebSockets through the local gateway. DESIGN.md invariants 4-8.
+//! replicas), real WebSockets through the local gateway. The invariants of docs/architecture.md, section 2.
 
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -123,7 +123,7 @@ async fn an_order_reaches_the_admin_within_a_second_with_the_seeds_fields() {
     println!("POST /payments/intent -> order_created at the admin: {latency:?}");
     assert!(latency < Duration::from_secs(1), "took {latency:?}");
 
-    // DESIGN.md's wire shape, with the seed's data fields.
+    // The wire shape of docs/architecture.md, with the seed's data fields.
     assert_eq!(event["type"], "event");
     assert!(event["id"].is_i64());
     assert_eq!(event["event"], "order_created");

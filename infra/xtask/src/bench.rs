@@ -2,7 +2,7 @@
 //! measured in the same run (these machines are noisy).
 //!
 //! - `outbox`: writes/s of a payment-like write alone, with its event, with the outbox lock,
-//!   with NOTIFY, at several concurrencies (DESIGN.md: NOTIFY serialises commits).
+//!   with NOTIFY, at several concurrencies (docs/architecture.md, "Gap-free ids": NOTIFY serialises commits).
 //! - `fanout`: the real stack (cargo lambda watch, gateway, connector) and N WebSocket
 //!   clients: commit-to-client latency at a steady rate, then a burst's throughput.
 

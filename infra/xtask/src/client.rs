@@ -3,6 +3,7 @@
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use shared::realtime::protocol::ClientMessage;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -122,9 +123,7 @@ pub async fn listen(o: Options) -> Result<(), String> {
         delay = Duration::from_secs(1);
         let (mut tx, mut rx) = socket.split();
         tx.send(Message::Text(
-            json!({ "action": "subscribe", "after": last })
-                .to_string()
-                .into(),
+            ClientMessage::Subscribe { after: last }.to_json().into(),
         ))
         .await
         .map_err(|e| e.to_string())?;
@@ -133,7 +132,7 @@ pub async fn listen(o: Options) -> Result<(), String> {
         loop {
             let message = tokio::select! {
                 _ = ping.tick() => {
-                    let _ = tx.send(Message::Text(r#"{"action":"ping"}"#.into())).await;
+                    let _ = tx.send(Message::Text(ClientMessage::Ping.to_json().into())).await;
                     continue;
                 }
                 m = rx.next() => m,

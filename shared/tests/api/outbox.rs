@@ -1,5 +1,6 @@
-//! DESIGN.md invariants 1-3: the write and its event commit together; NOTIFY is a wake-up
-//! delivered at commit; the reader never skips an event whose transaction commits late.
+//! The outbox invariants (docs/architecture.md: "Atomic outbox", "Gap-free ids", "NOTIFY is
+//! a wake-up"): the write and its event commit together; NOTIFY is a wake-up delivered at
+//! commit; the reader never skips an event whose transaction commits late.
 
 use crate::support::*;
 use futures::StreamExt;

@@ -1,4 +1,4 @@
-//! DESIGN.md invariant 7 over REST: customers see their own rows and events, admins their
+//! Scoping (docs/architecture.md) over REST: customers see their own rows and events, admins their
 //! account's, nobody another account's.
 
 use crate::support::*;
