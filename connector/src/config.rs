@@ -1,11 +1,12 @@
 //! The connector's settings, from the environment (the same names locally and in AWS).
 
-use shared::platform::config::{database_ca_file, parsed, required, ConfigError};
+use shared::platform::config::{database_ca_file, parsed, required, ConfigError, Secret};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: String,
+    /// A direct session (LISTEN and the leader's lock need one); may carry a password.
+    pub database_url: Secret,
     /// A PEM bundle the database server's certificate must chain to (see `shared::platform::database::Connect`).
     pub database_ca_file: Option<std::path::PathBuf>,
     /// The WebSocket API's management endpoint: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`
@@ -45,11 +46,11 @@ impl Config {
             Ok(Duration::from_millis(parsed(&get, name, default, range)?))
         };
         Ok(Config {
-            database_url: required(
+            database_url: Secret::new(required(
                 &get,
                 "DATABASE_URL",
                 "a Postgres URL with a direct session (not a transaction pooler)",
-            )?,
+            )?),
             database_ca_file: database_ca_file(&get),
             management_endpoint: required(
                 &get,
@@ -93,4 +94,22 @@ fn default_id() -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "connector".into());
     format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_no_password() {
+        let cfg = Config::from_lookup(|name| match name {
+            "DATABASE_URL" => Some("postgres://connector:s3cret-pw@db.internal/billwire".into()),
+            "WEBSOCKET_MANAGEMENT_ENDPOINT" => Some("http://127.0.0.1:8001".into()),
+            _ => None,
+        })
+        .expect("config");
+        let printed = format!("{cfg:?}");
+        assert!(!printed.contains("s3cret-pw"), "{printed}");
+        assert!(cfg.database_url.expose().contains("s3cret-pw"));
+    }
 }

@@ -33,7 +33,7 @@ pub async fn run(
 ) -> Result<(), shared::platform::config::ConfigError> {
     let metrics = Arc::new(Metrics::default());
     let connect = shared::platform::database::Connect::new(
-        &cfg.database_url,
+        cfg.database_url.expose(),
         cfg.database_ca_file.as_deref(),
     )?;
     let pool = shared::platform::database::pool(&connect, cfg.pool_size)?;

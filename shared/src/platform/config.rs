@@ -16,10 +16,32 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// A value that must never reach a log: its `Debug` says `<redacted>`; `expose` is the one
+/// way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T = String>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// What every API function needs.
 #[derive(Clone)]
 pub struct Config {
-    pub database_url: String,
+    /// May carry a password.
+    pub database_url: Secret,
     /// A PEM bundle the database server's certificate must chain to (see `database::Connect`).
     pub database_ca_file: Option<std::path::PathBuf>,
     pub db_pool_size: usize,
@@ -95,7 +117,7 @@ impl Config {
             });
         }
         Ok(Config {
-            database_url,
+            database_url: Secret::new(database_url),
             database_ca_file: database_ca_file(&get),
             db_pool_size: parsed(&get, "DB_POOL_SIZE", 2, 1..=64)?,
             jwt: JwtSettings {
