@@ -3,8 +3,8 @@
 use super::request::{authenticate, json_body};
 use super::response::{json, ApiResponse};
 use super::App;
-use crate::billing::auth::{self, *};
-use crate::billing::values::*;
+use crate::billing::auth::{self, Credentials};
+use crate::billing::values::{Email, Password};
 use crate::platform::error::{Error, Result};
 use http::StatusCode;
 use lambda_http::Request;
@@ -77,24 +77,5 @@ fn refresh_token_input(input: &RefreshInput) -> Result<&str> {
 pub async fn me(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     let db = app.db().await?;
-    let row = db
-        .query_opt(
-            "SELECT u.id, u.account_id, u.email, u.name, u.role, u.created_at,
-                    a.name AS account_name, a.slug AS account_slug, a.currency AS account_currency
-               FROM users u JOIN accounts a ON a.id = u.account_id
-              WHERE u.id = $1 AND u.account_id = $2",
-            &[&who.user_id, &who.account_id],
-        )
-        .await?
-        .ok_or_else(|| Error::unauthorized("this user no longer exists"))?;
-    let user = User::from_row(&row)?;
-    let account = serde_json::json!({
-        "id": user.account_id,
-        "name": row.try_get::<_, String>("account_name")?,
-        "slug": row.try_get::<_, String>("account_slug")?,
-        "currency": row.try_get::<_, String>("account_currency")?,
-    });
-    let mut body = serde_json::to_value(&user).map_err(Error::internal)?;
-    body["account"] = account;
-    json(StatusCode::OK, &body)
+    json(StatusCode::OK, &auth::me(&db, &who).await?)
 }

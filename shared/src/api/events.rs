@@ -6,7 +6,7 @@ use super::request::{authenticate, optional_json_body, Query};
 use super::response::{commit, json, ApiResponse};
 use super::App;
 use crate::platform::error::Result;
-use crate::realtime::tickets::*;
+use crate::realtime::tickets::{issue_ticket, Ticket, TICKET_TTL_SECONDS};
 use crate::store::outbox::{self, Audience};
 use crate::store::Tx;
 use http::StatusCode;

@@ -5,8 +5,10 @@ use super::idempotency;
 use super::request::{authenticate, cursor, json_body, optional_json_body, path_id, Query};
 use super::response::{commit, json, ApiResponse};
 use super::App;
-use crate::billing::invoices::{self, *};
-use crate::billing::values::*;
+use crate::billing::invoices::{
+    self, totals, InvoiceStatus, NewInvoice, NewLine, Transition, MAX_LINES, MAX_QUANTITY,
+};
+use crate::billing::values::{text, Amount, Currency};
 use crate::platform::error::{Error, Result};
 use crate::store::Tx;
 use chrono::NaiveDate;

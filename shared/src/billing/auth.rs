@@ -234,6 +234,45 @@ impl User {
     }
 }
 
+/// The account a user belongs to, as `me` shows it.
+#[derive(Debug, Serialize)]
+pub struct AccountSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub currency: String,
+}
+
+/// A user with their account: what `GET /api/v1/auth/me` answers.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    #[serde(flatten)]
+    pub user: User,
+    pub account: AccountSummary,
+}
+
+/// The caller and their account; 401 if the user no longer exists.
+pub async fn me(db: &impl GenericClient, who: &Principal) -> Result<Me> {
+    let row = db
+        .query_opt(
+            "SELECT u.id, u.account_id, u.email, u.name, u.role, u.created_at,
+                    a.name AS account_name, a.slug AS account_slug, a.currency AS account_currency
+               FROM users u JOIN accounts a ON a.id = u.account_id
+              WHERE u.id = $1 AND u.account_id = $2",
+            &[&who.user_id, &who.account_id],
+        )
+        .await?
+        .ok_or_else(|| Error::unauthorized("this user no longer exists"))?;
+    let user = User::from_row(&row)?;
+    let account = AccountSummary {
+        id: user.account_id,
+        name: row.try_get("account_name")?,
+        slug: row.try_get("account_slug")?,
+        currency: row.try_get("account_currency")?,
+    };
+    Ok(Me { user, account })
+}
+
 pub struct Credentials {
     pub email: Email,
     pub password: String,

@@ -33,7 +33,10 @@ pub struct Connect {
 impl Connect {
     /// How to reach the database a function's `Config` names.
     pub fn from_config(config: &Config) -> Result<Connect, ConfigError> {
-        Connect::new(config.database_url.expose(), config.database_ca_file.as_deref())
+        Connect::new(
+            config.database_url.expose(),
+            config.database_ca_file.as_deref(),
+        )
     }
 
     pub fn new(database_url: &str, ca_file: Option<&Path>) -> Result<Connect, ConfigError> {
