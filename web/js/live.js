@@ -1,5 +1,5 @@
 // The live connection: a single-use ticket, the WebSocket, `{"action":"subscribe","after":N}`
-// with the last event id seen, pings, and reconnects with backoff.
+// with the last event id seen, pings, and reconnects with jittered exponential backoff.
 // It knows nothing about the page: events and state changes go to the handlers given.
 //
 // Protocol: the server answers `{"type":"subscribed","after":N}`, then sends every event
@@ -10,7 +10,17 @@ const PING_MS = 30_000;
 const PONG_TIMEOUT_MS = 10_000;
 const WAKE_PONG_TIMEOUT_MS = 5000;
 const SUBSCRIBE_TIMEOUT_MS = 10_000;
-const BACKOFF_MS = [1000, 2000, 4000, 5000];
+const BACKOFF_BASE_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+
+/**
+ * The wait before reconnect attempt `attempt` (0-based): exponential, capped, and jittered
+ * over its upper half so that many dashboards dropped at once do not come back at once.
+ */
+export function backoffDelay(attempt, random = Math.random) {
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 16));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
 
 export class LiveConnection {
   /**
@@ -145,9 +155,9 @@ export class LiveConnection {
   lost(why) {
     this.clearTimers();
     if (this.stopped) return;
-    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    const delay = backoffDelay(this.attempt);
     this.attempt += 1;
-    this.setState("disconnected", `${why}. Reconnecting in ${Math.round(delay / 1000)} s…`);
+    this.setState("disconnected", `${why}. Reconnecting in ${Math.max(1, Math.round(delay / 1000))} s…`);
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
