@@ -7,10 +7,13 @@
 //   login.js    the login view
 //   state.js    dashboard state and the reducers applying events to it
 //   live.js     the WebSocket: ticket, subscribe after the last id, pings, backoff
-//   feed.js     events between socket and page: dedupe, per-frame batches, refetches
+//   feed.js     events between socket and page: dedupe, per-frame batches, refetches, hold
+//   realtime.js the real-time switch, remembered in localStorage
 //   render.js   numbers, tables, header, badge;  charts.js  Chart.js;  toasts.js  toasts
 //
-// This module starts and ends sessions, loads the dashboard and goes live.
+// This module starts and ends sessions, loads the dashboard and decides what the real-time
+// switch does: pausing closes the socket; resuming subscribes again after the last event id
+// shown, so the server replays exactly the events of the pause from its log.
 
 import { $, h, setBusy, setText } from "./dom.js";
 import { api, ApiError, Cancelled } from "./api.js";
@@ -19,6 +22,7 @@ import { initLogin, showLogin } from "./login.js";
 import { S, resetState } from "./state.js";
 import * as feed from "./feed.js";
 import { LiveConnection } from "./live.js";
+import { initRealtimeSwitch, realtimeOn } from "./realtime.js";
 import { markDirty, renderLiveBadge, renderPending, renderShell } from "./render.js";
 import { destroyCharts } from "./charts.js";
 import { clearToasts, showToast } from "./toasts.js";
@@ -27,12 +31,16 @@ import { formatMoney, uuid } from "./format.js";
 const CLOCK_MS = 30_000; // re-render "5 min ago" and the like
 
 let clockTimer = null;
+let refreshOnSubscribe = false; // resumed after a pause: refetch once subscribed
 
 const live = new LiveConnection({
   ticket: () => api("/events/ticket", { method: "POST" }), // single use: one per connect
   cursor: () => S.lastEventId,
   onEvent: feed.receive,
-  onSubscribed: feed.subscribed,
+  onSubscribed: (after, resumed) => {
+    feed.subscribed(after, resumed || refreshOnSubscribe);
+    refreshOnSubscribe = false;
+  },
   onState: renderLiveBadge,
   isCancelled: (e) => e instanceof Cancelled,
 });
@@ -45,6 +53,7 @@ async function startSession() {
   scheduleRenewal();
   $("login-view").hidden = true;
   $("boot").hidden = false;
+  renderLiveBadge(realtimeOn() ? "connecting" : "paused", realtimeOn() ? "" : pausedDetail());
   let me;
   try {
     me = await api("/auth/me");
@@ -71,7 +80,7 @@ async function initialLoad(gen) {
     if (gen !== session.gen) return;
     feed.applySnapshot(snapshot); // S.lastEventId = the snapshot's as_of_event
     S.loaded = true;
-    live.start();
+    if (realtimeOn()) live.start();
   } catch (e) {
     if (e instanceof Cancelled || gen !== session.gen) return;
     const box = $("load-error");
@@ -88,6 +97,7 @@ async function initialLoad(gen) {
 function endDashboard() {
   endSession();
   live.stop("logout");
+  refreshOnSubscribe = false;
   renderLiveBadge("connecting");
   feed.reset();
   clearInterval(clockTimer);
@@ -106,6 +116,35 @@ onSessionExpired(() => {
   endDashboard();
   showLogin({ notice: "Session expired, please log in again." });
 });
+
+// ---------------------------------------------------------------------------------------------
+// The real-time switch
+
+function pausedDetail() {
+  return "Real-time updates are paused; resume to catch up on what happened meanwhile";
+}
+
+/**
+ * Paused: the socket is closed and the page stays as it is. The server keeps every event in
+ * its log, so on resume the socket subscribes after the last id shown and gets exactly the
+ * events of the pause (ids are deduplicated anyway); nothing is buffered in the page.
+ */
+function setRealtime(on) {
+  if (!on) {
+    feed.hold(); // apply what already arrived, then freeze
+    live.stop("paused");
+    refreshOnSubscribe = false;
+    renderLiveBadge("paused", pausedDetail());
+    return;
+  }
+  feed.release();
+  if (S.loaded) {
+    refreshOnSubscribe = true;
+    live.start();
+  } else {
+    renderLiveBadge("connecting"); // initialLoad goes live when it is done
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Test order (customers)
@@ -132,10 +171,12 @@ async function placeTestOrder() {
       method: "POST", idempotencyKey: uuid(),
     });
     if (!live.running || live.state !== "live") {
-      // No live feed to show it: say so here, and refresh the numbers.
+      // No live feed to show it: say so here, and refresh the numbers (on resume if paused).
+      const detail = [plan.name, formatMoney(paid.amount, paid.currency)];
+      if (!realtimeOn()) detail.push("shown when real-time updates resume");
       showToast({
         title: paid.status === "succeeded" ? "Order placed" : "Order placed, payment failed",
-        detail: `${plan.name} · ${formatMoney(paid.amount, paid.currency)}`,
+        detail: detail.join(" · "),
         kind: paid.status === "succeeded" ? "payment" : "error", icon: "✓",
       });
       feed.scheduleReconcile();
@@ -156,6 +197,8 @@ function boot() {
   initLogin(startSession);
   $("logout-button").addEventListener("click", logout);
   $("place-order-button").addEventListener("click", placeTestOrder);
+  if (!realtimeOn()) feed.hold();
+  initRealtimeSwitch(setRealtime);
 
   document.addEventListener("visibilitychange", () => {
     if (document.hidden) return;

@@ -8,6 +8,9 @@
 //   3. A throttled refetch (at most every RECONCILE_MS while events arrive) replaces the base
 //      numbers; events newer than the new snapshot are re-applied on top (state.js), so
 //      nothing is counted twice or dropped.
+//
+// hold() freezes the page while real-time updates are paused: nothing queued is applied and
+// nothing is refetched until release().
 
 import { api, Cancelled } from "./api.js";
 import { session } from "./session.js";
@@ -20,9 +23,11 @@ const MIN_RECONCILE_WAIT_MS = 1000;
 
 let inbox = [];          // events received, not yet applied
 let flushScheduled = false;
+let held = false;
 let reconcileTimer = null;
 let reconcileRunning = false;
 let reconcileAgain = false;
+let reconcileOnRelease = false;
 let lastReconcile = 0;
 
 /** The numbers and the recent lists, fetched together. */
@@ -63,7 +68,7 @@ export function subscribed(after, refresh) {
 }
 
 function scheduleFlush() {
-  if (flushScheduled) return;
+  if (flushScheduled || held) return;
   flushScheduled = true;
   // Animation frames stop in background tabs; a timer keeps the numbers moving there.
   if (document.hidden) setTimeout(flush, 250);
@@ -77,7 +82,7 @@ export function kick() {
 
 function flush() {
   flushScheduled = false;
-  if (!S.base) return;
+  if (!S.base || held) return;
   const batch = inbox;
   inbox = [];
   if (!batch.length) return;
@@ -87,8 +92,33 @@ function flush() {
   scheduleReconcile();
 }
 
+/** Pause: apply what was received up to now, then freeze the numbers and lists. */
+export function hold() {
+  flush();
+  held = true;
+  if (reconcileTimer) {
+    clearTimeout(reconcileTimer);
+    reconcileTimer = null;
+    reconcileOnRelease = true;
+  }
+}
+
+/** Resume: apply anything queued and catch up on the refetch put off while held. */
+export function release() {
+  held = false;
+  kick();
+  if (reconcileOnRelease) {
+    reconcileOnRelease = false;
+    scheduleReconcile();
+  }
+}
+
 /** One refetch at most every RECONCILE_MS while events keep arriving (throttle, trailing). */
 export function scheduleReconcile() {
+  if (held) {
+    reconcileOnRelease = true;
+    return;
+  }
   if (reconcileRunning) {
     reconcileAgain = true;
     return;
@@ -100,7 +130,7 @@ export function scheduleReconcile() {
 
 async function reconcile() {
   reconcileTimer = null;
-  if (!session.token || !S.base) return;
+  if (!session.token || !S.base || held) return;
   const gen = session.gen;
   reconcileRunning = true;
   reconcileAgain = false;
@@ -108,6 +138,11 @@ async function reconcile() {
   try {
     const snap = await fetchSnapshot();
     if (gen !== session.gen) return;
+    if (held) {
+      // Paused meanwhile: the page stays as it was; refetch on resume.
+      reconcileOnRelease = true;
+      return;
+    }
     // If the snapshot is ahead of the stream, the events in between still arrive (toasts,
     // lists) but are not counted again: they are <= as_of_event.
     applySnapshot(snap);
@@ -123,11 +158,12 @@ async function reconcile() {
   }
 }
 
-/** Forget everything of the session that ended. */
+/** Forget everything of the session that ended (the pause stays as it is). */
 export function reset() {
   inbox = [];
   clearTimeout(reconcileTimer);
   reconcileTimer = null;
   reconcileRunning = false;
   reconcileAgain = false;
+  reconcileOnRelease = false;
 }

@@ -1,4 +1,4 @@
-// Rendering: the numbers, tables, header and live badge. Redraws are
+// Rendering: the numbers, tables, header, live badge and real-time switch. Redraws are
 // batched: markDirty(...parts) schedules one render per animation frame (a timer in
 // background tabs, where frames stop).
 
@@ -44,15 +44,22 @@ function render() {
   }
 }
 
-const LIVE_TEXT = { live: "Live", connecting: "Connecting…", disconnected: "Disconnected" };
+const LIVE_TEXT = { live: "Live", connecting: "Connecting…", disconnected: "Disconnected", paused: "Paused" };
 
-/** The badge: "live" | "connecting" | "disconnected". */
+/** The badge: "live" | "connecting" | "disconnected" | "paused". */
 export function renderLiveBadge(state, detail = "") {
   const el = $("live-status");
   el.dataset.state = state;
   const text = LIVE_TEXT[state] || LIVE_TEXT.disconnected;
   setText("live-status-text", text);
   el.title = detail || text;
+}
+
+/** The real-time switch: on = live updates applied as they come. */
+export function renderRealtimeSwitch(on) {
+  const el = $("live-toggle");
+  el.setAttribute("aria-checked", on ? "true" : "false");
+  el.title = on ? "Pause real-time updates" : "Resume real-time updates";
 }
 
 export function renderShell() {
