@@ -85,6 +85,109 @@ async function readTotalOrders(page) {
   return n;
 }
 
+/** How many rows of the recent orders table show each payment id. */
+async function orderRows(page, ids) {
+  return page.$$eval(`${byTestId("recent-orders")} tr`, (rows, ids) => {
+    const count = Object.fromEntries(ids.map((id) => [id, 0]));
+    for (const r of rows) if (r.dataset.id in count) count[r.dataset.id] += 1;
+    return count;
+  }, ids);
+}
+
+async function expectBadge(page, state, text) {
+  await page.waitForSelector(`${byTestId("live-status")}[data-state="${state}"]`, { timeout: 20_000 })
+    .catch(async () => fail(`the badge says "${await page.textContent(byTestId("live-status-text"))}", want ${text}`));
+  const shown = (await page.textContent(byTestId("live-status-text"))).trim();
+  if (shown !== text) fail(`the badge text is "${shown}", want "${text}"`);
+}
+
+/** The real-time switch: pause, orders while paused, reload, resume. */
+async function pauseAndResume(page) {
+  // Subscribe messages the page sends on any socket, to check where a resume starts.
+  const subscribes = [];
+  page.on("websocket", (ws) => ws.on("framesent", ({ payload }) => {
+    try {
+      const msg = JSON.parse(String(payload));
+      if (msg.action === "subscribe") subscribes.push(msg.after);
+    } catch { /* not JSON */ }
+  }));
+  const toggle = byTestId("live-toggle");
+  const paused = [];
+
+  const before = await step("the real-time switch pauses: badge Paused, remembered", async () => {
+    if (await page.getAttribute(toggle, "aria-checked") !== "true") fail("the switch is not on while Live");
+    await page.click(toggle);
+    await expectBadge(page, "paused", "Paused");
+    if (await page.getAttribute(toggle, "aria-checked") !== "false") fail("the switch still says on");
+    const stored = await page.evaluate(() => localStorage.getItem("billwire.realtime"));
+    if (stored !== "off") fail(`localStorage billwire.realtime is ${stored}, want "off"`);
+    return readTotalOrders(page);
+  });
+
+  await step("orders placed while paused are not shown", async () => {
+    for (let i = 0; i < 2; i++) paused.push((await placeOrderAsCustomer()).paid.id);
+    await page.waitForTimeout(2500); // longer than live delivery and the throttled refetch take
+    const now = await readTotalOrders(page);
+    if (now !== before) fail(`total orders moved from ${before} to ${now} while paused`);
+    const rows = await orderRows(page, paused);
+    if (Object.values(rows).some((n) => n > 0)) fail(`orders placed while paused are shown: ${JSON.stringify(rows)}`);
+    await expectBadge(page, "paused", "Paused");
+  });
+
+  await step("after a reload it is still paused (and shows the numbers as of the reload)", async () => {
+    await page.reload({ waitUntil: "domcontentloaded" });
+    await page.waitForSelector(`${byTestId("stat-total-orders")}[data-value]`, { timeout: 20_000 });
+    await expectBadge(page, "paused", "Paused");
+    if (await page.getAttribute(toggle, "aria-checked") !== "false") fail("the switch is on after the reload");
+    const now = await readTotalOrders(page);
+    if (now !== before + paused.length) fail(`total orders after the reload is ${now}, want ${before + paused.length}`);
+    const rows = await orderRows(page, paused);
+    if (Object.values(rows).some((n) => n !== 1)) fail(`rows after the reload: ${JSON.stringify(rows)}`);
+    await page.waitForTimeout(1500);
+    await expectBadge(page, "paused", "Paused"); // it does not connect on its own
+    if (subscribes.length) fail(`a paused page subscribed (after=${subscribes.join(", ")})`);
+  });
+
+  const base = before + paused.length;
+  const missed = [];
+  await step("more orders while paused after the reload are not shown either", async () => {
+    for (let i = 0; i < 2; i++) missed.push((await placeOrderAsCustomer()).paid.id);
+    await page.waitForTimeout(2500);
+    const now = await readTotalOrders(page);
+    if (now !== base) fail(`total orders moved from ${base} to ${now} while paused`);
+    const rows = await orderRows(page, missed);
+    if (Object.values(rows).some((n) => n > 0)) fail(`orders placed while paused are shown: ${JSON.stringify(rows)}`);
+  });
+
+  await step("resume: Live again, every missed order shown exactly once", async () => {
+    const asOf = Number((await page.textContent(byTestId("as-of"))).match(/Last event #(\d+)/)?.[1]);
+    if (!Number.isInteger(asOf)) fail(`no last event id shown: "${await page.textContent(byTestId("as-of"))}"`);
+    await page.click(toggle);
+    await expectBadge(page, "live", "Live");
+    if (await page.getAttribute(toggle, "aria-checked") !== "true") fail("the switch does not say on");
+    if (subscribes.length !== 1 || subscribes[0] !== asOf) {
+      fail(`resumed with subscribe after=${JSON.stringify(subscribes)}, want [${asOf}] (the last event shown)`);
+    }
+    const want = base + missed.length;
+    await page.waitForFunction((want) => Number(document.querySelector('[data-testid="stat-total-orders"]')?.dataset.value) === want,
+      want, { timeout: LIVE_WITHIN_MS, polling: 50 })
+      .catch(async () => fail(`total orders is ${await readTotalOrders(page)}, want ${want}`));
+    const titles = await page.$$eval(byTestId("toast-title"), (ns) => ns.map((n) => n.textContent.trim()));
+    if (!titles.includes("New order received!")) fail(`no toast for the missed orders: ${JSON.stringify(titles)}`);
+    await page.waitForTimeout(3000); // the refetch after resuming must not count them again
+    const now = await readTotalOrders(page);
+    if (now !== want) fail(`total orders is ${now} after the refetch, want ${want}`);
+    const rows = await orderRows(page, [...paused, ...missed]);
+    if (Object.values(rows).some((n) => n !== 1)) fail(`each order should show once: ${JSON.stringify(rows)}`);
+    for (const id of missed) {
+      const status = (await page.textContent(`${byTestId("recent-orders")} tr[data-id="${id}"] .badge`)).trim();
+      if (status !== "Succeeded") fail(`order ${id} shows "${status}", want Succeeded`);
+    }
+    const stored = await page.evaluate(() => localStorage.getItem("billwire.realtime"));
+    if (stored !== "on") fail(`localStorage billwire.realtime is ${stored}, want "on"`);
+  });
+}
+
 const BURST_ORDERS = 500; // each is order_created + payment_received: 1000 events
 
 async function burstAndResume(browser, pageErrors) {
@@ -312,6 +415,8 @@ async function main() {
       const recent = await page.locator(`${byTestId("recent-invoices")} tr`).count();
       if (recent < 1) fail("recent invoices has no rows");
     });
+
+    await pauseAndResume(page);
 
     if (SCREENSHOT) {
       await step(`screenshot to ${SCREENSHOT}`, async () => {
