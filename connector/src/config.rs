@@ -34,6 +34,19 @@ pub struct Config {
     /// A connection silent this long is asked about (`GetConnection`) and removed if gone:
     /// `$disconnect` is best-effort, and API Gateway closes idle connections after 10 minutes.
     pub stale_after: Duration,
+    /// How long a failure no retry fixes (403 from the management API, an endpoint that
+    /// cannot be reached, a database refusing the role) may persist before the process
+    /// exits non-zero so that it is restarted and the failure is visible.
+    pub fatal_after: Duration,
+    /// The file `connector health` reads (see `health`).
+    pub health_file: std::path::PathBuf,
+    /// How often the leader logs CloudWatch metrics (Embedded Metric Format).
+    pub metrics_interval: Duration,
+}
+
+/// Where the health file lives unless `CONNECTOR_HEALTH_FILE` says otherwise.
+pub fn default_health_file() -> std::path::PathBuf {
+    std::env::temp_dir().join("billwire-connector.health")
 }
 
 impl Config {
@@ -84,6 +97,17 @@ impl Config {
                 "CONNECTOR_STALE_SECONDS",
                 600,
                 1..=86_400,
+            )?),
+            fatal_after: ms("CONNECTOR_FATAL_AFTER_MS", 60_000, 100..=3_600_000)?,
+            health_file: get("CONNECTOR_HEALTH_FILE")
+                .filter(|s| !s.is_empty())
+                .map(Into::into)
+                .unwrap_or_else(default_health_file),
+            metrics_interval: Duration::from_secs(parsed(
+                &get,
+                "CONNECTOR_METRICS_SECONDS",
+                10,
+                1..=3600,
             )?),
         })
     }

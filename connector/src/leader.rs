@@ -32,6 +32,7 @@ pub async fn lead(
     shared: Arc<Shared>,
     session: &mut Session,
     shutdown: &CancellationToken,
+    health: &crate::health::Health,
 ) -> Result<(), SessionError> {
     let mut leader = Leader {
         cfg,
@@ -41,7 +42,7 @@ pub async fn lead(
         head: 0,
         cancel: shutdown.child_token(),
     };
-    let result = leader.run(session, shutdown).await;
+    let result = leader.run(session, shutdown, health).await;
     leader.stop_all().await;
     leader.flush().await;
     result
@@ -52,6 +53,7 @@ impl Leader<'_> {
         &mut self,
         session: &mut Session,
         shutdown: &CancellationToken,
+        health: &crate::health::Health,
     ) -> Result<(), SessionError> {
         // Everything up to here is delivered by the tasks' own catch-up; everything after
         // by the fan-out.
@@ -102,6 +104,7 @@ impl Leader<'_> {
                 _ = poll.tick() => {
                     // Proves the session, and with it the lock, is still ours.
                     session.check(Duration::from_secs(5)).await?;
+                    health.beat(true);
                     ticks += 1;
                     if ticks.is_multiple_of(5) {
                         self.reconcile_all().await;

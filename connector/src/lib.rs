@@ -6,10 +6,14 @@
 //! - [`leader`]: fan-out and connection bookkeeping while leading
 //! - [`delivery`]: one ordered delivery task per connection
 //! - [`sender`]: the API Gateway management API client
-//! - [`metrics`]: counters, logged periodically
+//! - [`metrics`]: counters, logged periodically, and CloudWatch metrics
+//! - [`health`]: what `connector health` (the container's health check) reads
+//! - [`fatal`]: failures no retry fixes, which end the process after a bounded time
 
 pub mod config;
 pub mod delivery;
+pub mod fatal;
+pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod sender;
@@ -17,6 +21,8 @@ pub mod session;
 
 use config::Config;
 use delivery::Shared;
+use fatal::Fatal;
+use health::Health;
 use metrics::Metrics;
 use sender::Sender;
 use session::Session;
@@ -25,12 +31,59 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Why the connector stopped other than by being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] shared::platform::config::ConfigError),
+    /// A failure no retry fixes persisted (see [`fatal`]).
+    #[error("giving up: {0}")]
+    Fatal(String),
+}
+
 /// Runs until `shutdown` fires: as a standby while another replica leads, as the leader
-/// otherwise. Losing the database only pauses it; it reconnects with backoff.
-pub async fn run(
-    cfg: Config,
-    shutdown: CancellationToken,
-) -> Result<(), shared::platform::config::ConfigError> {
+/// otherwise. Losing the database only pauses it; it reconnects with backoff. A failure no
+/// retry fixes ends it with [`RunError::Fatal`] once it has lasted `fatal_after`.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    let stop = shutdown.child_token();
+    let fatal = Arc::new(Fatal::new(cfg.fatal_after));
+    let health = Arc::new(Health::new(cfg.health_file.clone()));
+    let watchdog = tokio::spawn({
+        let (fatal, stop) = (fatal.clone(), stop.clone());
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = tick.tick() => {}
+                }
+                if let Some(cause) = fatal.expired() {
+                    tracing::error!(cause, "a failure no retry fixes persisted; exiting");
+                    stop.cancel();
+                    return Some(cause);
+                }
+            }
+        }
+    });
+    let fresh = tokio::spawn({
+        let (health, stop) = (health.clone(), stop.clone());
+        async move { health.keep_fresh(stop).await }
+    });
+    let result = serve(&cfg, &stop, &fatal, &health).await;
+    stop.cancel();
+    let _ = fresh.await;
+    match watchdog.await {
+        Ok(Some(cause)) => Err(RunError::Fatal(cause)),
+        _ => result,
+    }
+}
+
+async fn serve(
+    cfg: &Config,
+    shutdown: &CancellationToken,
+    fatal: &Arc<Fatal>,
+    health: &Health,
+) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
     let connect = shared::platform::database::Connect::new(
         cfg.database_url.expose(),
@@ -42,6 +95,7 @@ pub async fn run(
         cfg.send_concurrency,
         cfg.send_timeout,
         metrics.clone(),
+        fatal.clone(),
     )
     .await;
     let shared = Arc::new(Shared {
@@ -70,6 +124,20 @@ pub async fn run(
             }
         }
     });
+    let cloudwatch = tokio::spawn({
+        let (metrics, every, shutdown) = (metrics.clone(), cfg.metrics_interval, shutdown.clone());
+        async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            let mut delivered = 0;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => delivered = metrics.emit_cloudwatch(delivered),
+                }
+            }
+        }
+    });
 
     tracing::info!(
         connector = cfg.id,
@@ -79,31 +147,43 @@ pub async fn run(
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
         let mut session = match Session::connect(&connect, &cfg.id).await {
-            Ok(s) => s,
+            Ok(s) => {
+                fatal.recovered();
+                s
+            }
             Err(e) => {
+                if let session::SessionError::Db(db) = &e {
+                    if fatal::database_refuses(db) {
+                        fatal.failed(format!(
+                            "Postgres refuses the connector: {}: check DATABASE_URL's role, password and database, and the role's privileges",
+                            fatal::describe(db)
+                        ));
+                    }
+                }
                 tracing::warn!(connector = cfg.id, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach Postgres");
-                sleep_or_shutdown(backoff, &shutdown).await;
+                sleep_or_shutdown(backoff, shutdown).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
         tracing::info!(connector = cfg.id, "standing by for leadership");
         match session
-            .acquire_leadership(Duration::from_millis(500), &shutdown)
+            .acquire_leadership(Duration::from_millis(500), shutdown, health)
             .await
         {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
                 tracing::warn!(connector = cfg.id, error = %e, "lost the session while standing by");
-                sleep_or_shutdown(backoff, &shutdown).await;
+                sleep_or_shutdown(backoff, shutdown).await;
                 continue;
             }
         }
         backoff = Duration::from_millis(200);
         metrics.leader.store(true, Relaxed);
         tracing::info!(connector = cfg.id, "became leader");
-        let outcome = leader::lead(&cfg, shared.clone(), &mut session, &shutdown).await;
+        health.beat(true);
+        let outcome = leader::lead(cfg, shared.clone(), &mut session, shutdown, health).await;
         metrics.leader.store(false, Relaxed);
         match outcome {
             Ok(()) => {
@@ -121,6 +201,7 @@ pub async fn run(
     }
     metrics.log(&cfg.id);
     stats.abort();
+    cloudwatch.abort();
     tracing::info!(connector = cfg.id, "connector stopped");
     Ok(())
 }

@@ -39,4 +39,65 @@ impl Metrics {
             "connector stats"
         );
     }
+
+    /// Logs the CloudWatch metrics as one Embedded Metric Format line on stdout (CloudWatch
+    /// Logs turns it into metrics; no SDK call): namespace `Billwire`, dimension
+    /// `Service=connector`, `LeaderPresent` (1 while this replica leads; the alarm fires when
+    /// no replica reports it for a minute) and `EventsDelivered` since the last line.
+    /// Returns the delivered count to pass next time.
+    pub fn emit_cloudwatch(&self, delivered_before: u64) -> u64 {
+        let delivered = self.events_delivered.load(Relaxed);
+        let leader = self.leader.load(Relaxed);
+        if leader {
+            println!(
+                "{}",
+                emf_line(
+                    chrono::Utc::now().timestamp_millis(),
+                    1,
+                    delivered.saturating_sub(delivered_before)
+                )
+            );
+        }
+        delivered
+    }
+}
+
+/// One Embedded Metric Format document.
+pub fn emf_line(timestamp_ms: i64, leader_present: u64, events_delivered: u64) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "Billwire",
+                "Dimensions": [["Service"]],
+                "Metrics": [
+                    { "Name": "LeaderPresent", "Unit": "Count" },
+                    { "Name": "EventsDelivered", "Unit": "Count" }
+                ]
+            }]
+        },
+        "Service": "connector",
+        "LeaderPresent": leader_present,
+        "EventsDelivered": events_delivered,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_metrics_line_is_embedded_metric_format() {
+        let line: serde_json::Value =
+            serde_json::from_str(&super::emf_line(1_700_000_000_000, 1, 42)).unwrap();
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Billwire");
+        assert_eq!(directive["Dimensions"][0][0], "Service");
+        assert_eq!(line["Service"], "connector");
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(line[name].is_number(), "{name} has a value at the root");
+        }
+        assert_eq!(line["EventsDelivered"], 42);
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
 }

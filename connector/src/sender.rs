@@ -5,7 +5,9 @@
 //! bounding requests in flight. Failures other than `410 Gone` are retried with backoff by
 //! the caller's task only, so a slow or failing connection never holds up another.
 
+use crate::fatal::Fatal;
 use crate::metrics::Metrics;
+use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
 use aws_sdk_apigatewaymanagement::error::SdkError;
 use aws_sdk_apigatewaymanagement::operation::get_connection::GetConnectionError;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
@@ -38,6 +40,28 @@ pub struct Sender {
     limit: Arc<Semaphore>,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    fatal: Arc<Fatal>,
+}
+
+/// Why a request failed, and whether retrying can ever fix it: API Gateway refusing the
+/// connector's credentials or permissions (401/403), or an endpoint that cannot be reached
+/// at all (no such host, nothing listening, no route), cannot.
+fn unfixable<E: std::fmt::Debug>(e: &SdkError<E, HttpResponse>) -> Option<String> {
+    match e {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            matches!(status, 401 | 403).then(|| {
+                format!(
+                    "the management API refuses the connector ({status} {:?}): check its IAM permissions (execute-api:ManageConnections) and that WEBSOCKET_MANAGEMENT_ENDPOINT is the WebSocket API's public endpoint, not a private execute-api endpoint",
+                    service.err()
+                )
+            })
+        }
+        SdkError::DispatchFailure(failure) => Some(format!(
+            "the management API cannot be reached ({failure:?}): check WEBSOCKET_MANAGEMENT_ENDPOINT and the task's route to the internet (public IP or NAT gateway)"
+        )),
+        _ => None,
+    }
 }
 
 impl Sender {
@@ -46,6 +70,7 @@ impl Sender {
         concurrency: usize,
         timeout: Duration,
         metrics: Arc<Metrics>,
+        fatal: Arc<Fatal>,
     ) -> Sender {
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let config = aws_sdk_apigatewaymanagement::config::Builder::from(&shared)
@@ -58,6 +83,7 @@ impl Sender {
             limit: Arc::new(Semaphore::new(concurrency)),
             timeout,
             metrics,
+            fatal,
         }
     }
 
@@ -114,8 +140,14 @@ impl Sender {
                 _ = cancel.cancelled() => return Err(SendError::Cancelled),
                 outcome = attempt => outcome,
             };
+            if let Ok(Err(e)) = &outcome {
+                if let Some(cause) = unfixable(e) {
+                    self.fatal.failed(cause);
+                }
+            }
             let error = match outcome {
                 Ok(Ok(_)) => {
+                    self.fatal.recovered();
                     self.metrics.messages_sent.fetch_add(1, Relaxed);
                     return Ok(());
                 }

@@ -29,7 +29,7 @@ pub struct Session {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", crate::fatal::describe(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("the control session was lost")]
     Lost,
@@ -89,12 +89,14 @@ impl Session {
         &mut self,
         retry: Duration,
         shutdown: &CancellationToken,
+        health: &crate::health::Health,
     ) -> Result<bool, SessionError> {
         loop {
             let row = self
                 .client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
                 .await?;
+            health.beat(false);
             if row.try_get::<_, bool>(0)? {
                 return Ok(true);
             }

@@ -1,5 +1,8 @@
 //! End-to-end: real Postgres, real processes (cargo lambda watch, the gateway, connector
-//! replicas), real WebSockets through the local gateway. The invariants of docs/architecture.md, section 2.
+//! replicas), real WebSockets through the local gateway. The invariants of
+//! docs/architecture.md, section 2.
+
+mod operations;
 
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
