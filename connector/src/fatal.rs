@@ -59,6 +59,15 @@ pub fn database_refuses(e: &tokio_postgres::Error) -> bool {
     })
 }
 
+/// A Postgres error with the server's own words when it sent any ("role \"x\" does not
+/// exist"), not just "db error".
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,14 +83,5 @@ mod tests {
         assert!(cause.starts_with("403 Forbidden"), "{cause}");
         fatal.recovered();
         assert_eq!(fatal.expired(), None);
-    }
-}
-
-/// A Postgres error with the server's own words when it sent any ("role \"x\" does not
-/// exist"), not just "db error".
-pub fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
-        None => e.to_string(),
     }
 }
