@@ -6,8 +6,7 @@ use super::response::{self, ApiResponse};
 use super::routes::{self, Handler, WebSocketHandler};
 use super::websocket::WebSocketRequest;
 use super::App;
-use crate::platform::config::Config;
-use crate::platform::telemetry;
+use crate::platform::{secrets, telemetry};
 use lambda_http::{LambdaEvent, Request, RequestExt};
 use std::time::Instant;
 
@@ -18,7 +17,7 @@ pub async fn serve(function: &str) -> Result<(), lambda_http::Error> {
     telemetry::init();
     let route = routes::by_function(function)
         .ok_or_else(|| format!("{function} is not in api::routes::ROUTES"))?;
-    let config = Config::from_env()?;
+    let config = secrets::config_from_env().await?;
     (route.requires)(&config)?;
     run(App::new(config)?, route.handler).await
 }
@@ -72,7 +71,7 @@ pub async fn serve_websocket(function: &str) -> Result<(), lambda_http::Error> {
     telemetry::init();
     let route = routes::websocket_by_function(function)
         .ok_or_else(|| format!("{function} is not in api::routes::WEBSOCKET_ROUTES"))?;
-    let app = App::from_env()?;
+    let app = App::new(secrets::config_from_env().await?)?;
     let handler: WebSocketHandler = route.handler;
     lambda_http::lambda_runtime::run_concurrent(lambda_http::service_fn(
         move |event: LambdaEvent<WebSocketRequest>| {

@@ -4,4 +4,5 @@
 pub mod config;
 pub mod database;
 pub mod error;
+pub mod secrets;
 pub mod telemetry;

@@ -17,6 +17,7 @@ mod outbox;
 mod payments;
 mod plans;
 mod scoping;
+mod secrets;
 mod stats;
 mod tls;
 mod webhooks;
