@@ -66,31 +66,37 @@ impl NewEvent {
     }
 }
 
-/// Appends events inside the caller's transaction (see the module docs).
+/// Appends events inside the caller's transaction, in one statement (see the module docs):
+/// the outbox lock is taken by its first `record_event` and held from there to COMMIT, so
+/// the statement is the transaction's last but one and the lock spans a single round trip
+/// more (docs/architecture.md, "Gap-free ids").
 pub async fn append(tx: &impl GenericClient, events: &[NewEvent]) -> Result<Vec<i64>> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
+    let accounts: Vec<Uuid> = events.iter().map(|e| e.account_id).collect();
+    let users: Vec<Option<Uuid>> = events.iter().map(|e| e.user_id).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let data: Vec<&Value> = events.iter().map(|e| &e.data).collect();
+    let dates: Vec<Option<DateTime<Utc>>> = events.iter().map(|e| e.created_at).collect();
     let stmt = tx
-        .prepare_cached("SELECT record_event($1, $2, $3, $4, coalesce($5::timestamptz, now()))")
+        .prepare_cached(
+            "SELECT e.n, record_event(e.account_id, e.user_id, e.type, e.data,
+                                      coalesce(e.created_at, now()))
+               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[])
+                    WITH ORDINALITY AS e(account_id, user_id, type, data, created_at, n)
+              ORDER BY e.n",
+        )
         .await?;
-    let mut ids = Vec::with_capacity(events.len());
-    for e in events {
-        let row = tx
-            .query_one(
-                &stmt,
-                &[
-                    &e.account_id,
-                    &e.user_id,
-                    &e.kind.as_str(),
-                    &e.data,
-                    &e.created_at,
-                ],
-            )
-            .await?;
-        ids.push(row.try_get(0)?);
-    }
-    Ok(ids)
+    let rows = tx
+        .query(&stmt, &[&accounts, &users, &kinds, &data, &dates])
+        .await?;
+    let mut ids = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<_, i64>(0)?, r.try_get::<_, i64>(1)?)))
+        .collect::<Result<Vec<_>>>()?;
+    ids.sort_unstable();
+    Ok(ids.into_iter().map(|(_, id)| id).collect())
 }
 
 /// A recorded event, as clients receive it.
