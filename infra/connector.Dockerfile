@@ -1,16 +1,45 @@
-# The connector's container image, for ECS Fargate (ARM64; see ConnectorImage in template.yaml).
-#   docker build -f infra/connector.Dockerfile --platform linux/arm64 -t billwire-connector .
-#   docker tag billwire-connector <account>.dkr.ecr.<region>.amazonaws.com/billwire-connector:<tag>
-#   docker push <account>.dkr.ecr.<region>.amazonaws.com/billwire-connector:<tag>
-FROM rust:1.95-bookworm AS build
+# The connector's container image, for ECS Fargate. Build it for the stack's Architecture
+# (arm64 by default) from the repository root, on any machine: the build stage runs on the
+# build machine's platform and cross-compiles for the target one.
+#
+#   docker buildx build -f infra/connector.Dockerfile --platform linux/arm64 -t <repo>:<tag> --push .
+#   (Architecture=x86_64: --platform linux/amd64)
+#
+# The binary is /usr/local/bin/connector; `connector health` is the task's health check.
+FROM --platform=$BUILDPLATFORM rust:1.95-bookworm AS build
+ARG TARGETARCH
 WORKDIR /src
+# The Rust target and the C cross toolchain for it (aws-lc-sys compiles C). On a matching
+# build machine the native gcc already is that toolchain.
+RUN set -eux; \
+    case "$TARGETARCH" in \
+      arm64) triple=aarch64-unknown-linux-gnu; gnu=aarch64-linux-gnu; pkg=gcc-aarch64-linux-gnu ;; \
+      amd64) triple=x86_64-unknown-linux-gnu;  gnu=x86_64-linux-gnu;  pkg=gcc-x86-64-linux-gnu ;; \
+      *) echo "unsupported TARGETARCH=$TARGETARCH (arm64 or amd64)" >&2; exit 1 ;; \
+    esac; \
+    if ! command -v "$gnu-gcc" >/dev/null; then \
+      apt-get update; apt-get install -y --no-install-recommends "$pkg" libc6-dev-"${TARGETARCH}"-cross; \
+      rm -rf /var/lib/apt/lists/*; \
+    fi; \
+    rustup target add "$triple"; \
+    echo "$triple" > /target-triple; echo "$gnu" > /target-gnu
 COPY . .
-RUN cargo build --release --locked -p connector
+RUN set -eux; \
+    triple="$(cat /target-triple)"; gnu="$(cat /target-gnu)"; \
+    env_triple="$(echo "$triple" | tr 'a-z-' 'A-Z_')"; \
+    export "CARGO_TARGET_${env_triple}_LINKER=$gnu-gcc"; \
+    export "CC_$(echo "$triple" | tr '-' '_')=$gnu-gcc" "AR_$(echo "$triple" | tr '-' '_')=$gnu-ar"; \
+    cargo build --release --locked -p connector --target "$triple"; \
+    cp "target/$triple/release/connector" /connector
 
+# The runtime stage has no --platform: it is the target platform's image.
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/connector /usr/local/bin/connector
-# CA bundles for TLS to Postgres (DATABASE_CA_FILE=/opt/rds-global-bundle.pem; infra/certs/README.md).
-COPY infra/certs/ /opt/
+COPY --from=build /connector /usr/local/bin/connector
+# CA bundle for TLS to Postgres: DATABASE_CA_FILE=/opt/rds-ca-bundle.pem (infra/certs/README.md).
+COPY infra/certs/rds-ca-bundle.pem /opt/rds-ca-bundle.pem
+# ECS runs the same check (template.yaml); this one serves `docker run` and other hosts.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/connector", "health"]
 # SIGTERM (ECS stop) makes it flush cursors and release leadership before exiting.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/connector"]

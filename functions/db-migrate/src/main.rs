@@ -1,28 +1,26 @@
 //! Applies the migrations in `migrations/` (the same runner tests and local mode use).
-//! Invoke it after each deploy; with `{"demo": true}` it also loads the demo accounts.
+//!
+//! CloudFormation invokes it on every deploy as the `Custom::Migrations` resource (see
+//! template.yaml and docs/deploying.md); it can also be invoked by hand with `{}`, or with
+//! `{"demo": true}` to load the demo accounts too. The handler lives in `lib.rs`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::{json, Value};
-use shared::platform::config::Config;
-use shared::platform::database::{self, Connect};
 use shared::platform::telemetry;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init();
-    let config = Config::from_env()?;
-    let pool = database::pool(&Connect::from_config(&config)?, 1)?;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let pool = pool.clone();
-        async move {
-            let mut client = pool.get().await?;
-            database::migrate(&mut client).await?;
-            let mut loaded = Vec::new();
-            if event.payload.get("demo").and_then(Value::as_bool) == Some(true) {
-                loaded = demo::load(&mut client).await?.accounts_created;
-            }
-            Ok::<_, Error>(json!({ "migrated": true, "demo_accounts_created": loaded }))
-        }
-    }))
+    // No configuration is read here: a missing or broken DATABASE_URL must become a FAILED
+    // answer to CloudFormation, not a crash at init that leaves the stack waiting.
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<serde_json::Value>| async move {
+            let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+            let remaining = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            db_migrate::handle(event.payload, remaining, |name| std::env::var(name).ok()).await
+        },
+    ))
     .await
 }
