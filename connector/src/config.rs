@@ -42,6 +42,8 @@ pub struct Config {
     pub health_file: std::path::PathBuf,
     /// How often the leader logs CloudWatch metrics (Embedded Metric Format).
     pub metrics_interval: Duration,
+    /// The metrics' `Service` dimension (the stack sets `<stack>-connector`).
+    pub metrics_service: String,
 }
 
 /// Where the health file lives unless `CONNECTOR_HEALTH_FILE` says otherwise.
@@ -109,6 +111,9 @@ impl Config {
                 10,
                 1..=3600,
             )?),
+            metrics_service: get("CONNECTOR_METRICS_SERVICE")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "connector".into()),
         })
     }
 }

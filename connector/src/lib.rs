@@ -125,7 +125,12 @@ async fn serve(
         }
     });
     let cloudwatch = tokio::spawn({
-        let (metrics, every, shutdown) = (metrics.clone(), cfg.metrics_interval, shutdown.clone());
+        let (metrics, every, service, shutdown) = (
+            metrics.clone(),
+            cfg.metrics_interval,
+            cfg.metrics_service.clone(),
+            shutdown.clone(),
+        );
         async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
@@ -133,7 +138,7 @@ async fn serve(
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tick.tick() => delivered = metrics.emit_cloudwatch(delivered),
+                    _ = tick.tick() => delivered = metrics.emit_cloudwatch(&service, delivered),
                 }
             }
         }

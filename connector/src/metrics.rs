@@ -42,16 +42,17 @@ impl Metrics {
 
     /// Logs the CloudWatch metrics as one Embedded Metric Format line on stdout (CloudWatch
     /// Logs turns it into metrics; no SDK call): namespace `Billwire`, dimension
-    /// `Service=connector`, `LeaderPresent` (1 while this replica leads; the alarm fires when
+    /// `Service=<service>`, `LeaderPresent` (1 while this replica leads; the alarm fires when
     /// no replica reports it for a minute) and `EventsDelivered` since the last line.
     /// Returns the delivered count to pass next time.
-    pub fn emit_cloudwatch(&self, delivered_before: u64) -> u64 {
+    pub fn emit_cloudwatch(&self, service: &str, delivered_before: u64) -> u64 {
         let delivered = self.events_delivered.load(Relaxed);
         let leader = self.leader.load(Relaxed);
         if leader {
             println!(
                 "{}",
                 emf_line(
+                    service,
                     chrono::Utc::now().timestamp_millis(),
                     1,
                     delivered.saturating_sub(delivered_before)
@@ -63,7 +64,12 @@ impl Metrics {
 }
 
 /// One Embedded Metric Format document.
-pub fn emf_line(timestamp_ms: i64, leader_present: u64, events_delivered: u64) -> String {
+pub fn emf_line(
+    service: &str,
+    timestamp_ms: i64,
+    leader_present: u64,
+    events_delivered: u64,
+) -> String {
     serde_json::json!({
         "_aws": {
             "Timestamp": timestamp_ms,
@@ -76,7 +82,7 @@ pub fn emf_line(timestamp_ms: i64, leader_present: u64, events_delivered: u64) -
                 ]
             }]
         },
-        "Service": "connector",
+        "Service": service,
         "LeaderPresent": leader_present,
         "EventsDelivered": events_delivered,
     })
@@ -88,11 +94,12 @@ mod tests {
     #[test]
     fn the_metrics_line_is_embedded_metric_format() {
         let line: serde_json::Value =
-            serde_json::from_str(&super::emf_line(1_700_000_000_000, 1, 42)).unwrap();
+            serde_json::from_str(&super::emf_line("shop-connector", 1_700_000_000_000, 1, 42))
+                .unwrap();
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "Billwire");
         assert_eq!(directive["Dimensions"][0][0], "Service");
-        assert_eq!(line["Service"], "connector");
+        assert_eq!(line["Service"], "shop-connector");
         for metric in directive["Metrics"].as_array().unwrap() {
             let name = metric["Name"].as_str().unwrap();
             assert!(line[name].is_number(), "{name} has a value at the root");

@@ -14,8 +14,8 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::platform::config;
 use shared::platform::database::{self, Connect};
+use shared::platform::{config, secrets};
 use std::time::Duration;
 
 /// Time kept back from the deadline to send CloudFormation its answer.
@@ -187,15 +187,10 @@ pub struct Outcome {
 }
 
 async fn migrate(get: &impl Fn(&str) -> Option<String>, demo: bool) -> Result<Outcome, Error> {
-    // In AWS the URL comes from Secrets Manager (DATABASE_URL_SECRET_ARN); `get` must be
-    // the lookup that resolves it (main.rs). Say so rather than "DATABASE_URL is not set".
-    if get("DATABASE_URL").is_none() && get("DATABASE_URL_SECRET_ARN").is_some() {
-        return Err(
-            "DATABASE_URL_SECRET_ARN is set but DATABASE_URL was not resolved from it: \
-                    this build of db-migrate does not read Secrets Manager"
-                .into(),
-        );
-    }
+    // In AWS the URL lives in Secrets Manager (DATABASE_URL_SECRET_ARN); read here, not at
+    // init, so that a secret that cannot be read becomes a FAILED answer too.
+    let secrets = secrets::fetch(get).await?;
+    let get = &|name: &str| secrets.get(name).cloned().or_else(|| get(name));
     let url = config::required(
         get,
         "DATABASE_URL",
