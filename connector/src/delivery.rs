@@ -51,32 +51,46 @@ pub struct Shared {
     pub pool: shared::platform::database::Pool,
     pub sender: Sender,
     pub metrics: Arc<Metrics>,
-    /// Cursors reached since the last flush, by connection id.
-    pub progress: Mutex<HashMap<String, i64>>,
+    /// Cursors reached since the last flush, by connection and subscription generation.
+    pub progress: Mutex<HashMap<Progress, i64>>,
     pub read_batch: i64,
     pub queue: usize,
 }
 
+/// Whose progress: a connection's subscription. A re-subscribe bumps the generation, so
+/// the old subscription's cursor can never be written over the new one's.
+pub type Progress = (String, i32);
+
 impl Shared {
-    fn record_progress(&self, connection_id: &str, cursor: i64) {
+    fn record_progress(&self, connection_id: &str, generation: i32, cursor: i64) {
         if let Ok(mut p) = self.progress.lock() {
-            let entry = p.entry(connection_id.to_string()).or_insert(cursor);
+            let entry = p
+                .entry((connection_id.to_string(), generation))
+                .or_insert(cursor);
             *entry = (*entry).max(cursor);
         }
     }
 
     /// Takes the cursors to write back.
-    pub fn take_progress(&self) -> Vec<(String, i64)> {
+    pub fn take_progress(&self) -> Vec<registry::CursorUpdate> {
         self.progress
             .lock()
-            .map(|mut p| p.drain().collect())
+            .map(|mut p| {
+                p.drain()
+                    .map(|((id, generation), cursor)| registry::CursorUpdate {
+                        connection_id: id,
+                        generation,
+                        cursor,
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Puts cursors back after a failed write, keeping any newer ones.
-    pub fn restore_progress(&self, cursors: Vec<(String, i64)>) {
-        for (id, c) in cursors {
-            self.record_progress(&id, c);
+    pub fn restore_progress(&self, cursors: Vec<registry::CursorUpdate>) {
+        for c in cursors {
+            self.record_progress(&c.connection_id, c.generation, c.cursor);
         }
     }
 }
@@ -357,7 +371,7 @@ impl Task {
             .post(&self.id, payload.into_bytes(), &self.cancel)
             .await?;
         self.cursor = last;
-        self.shared.record_progress(&self.id, last);
+        self.shared.record_progress(&self.id, self.generation, last);
         self.shared
             .metrics
             .events_delivered

@@ -48,15 +48,28 @@ impl Connection {
 const CONNECTION_COLUMNS: &str =
     "connection_id, account_id, user_id, role, state, requested_after, cursor, generation";
 
+/// Registers a new connection as `who`, pending its subscribe. An id that already has a
+/// row (API Gateway reusing one, or a `$disconnect` that never arrived) starts afresh: the
+/// new caller's identity, no subscription, no cursor, a new generation; the connector is
+/// woken to drop whatever it was delivering under that id.
 pub async fn register(db: &impl GenericClient, connection_id: &str, who: &Principal) -> Result<()> {
-    db.execute(
-        "INSERT INTO ws_connections (connection_id, account_id, user_id, role)
-         VALUES ($1, $2, $3, $4) ON CONFLICT (connection_id) DO NOTHING",
+    db.query_one(
+        "WITH up AS (
+            INSERT INTO ws_connections (connection_id, account_id, user_id, role)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (connection_id) DO UPDATE
+               SET account_id = EXCLUDED.account_id, user_id = EXCLUDED.user_id,
+                   role = EXCLUDED.role, state = 'pending', requested_after = NULL,
+                   cursor = NULL, generation = ws_connections.generation + 1,
+                   connected_at = now(), last_seen_at = now()
+            RETURNING (xmax <> 0) AS replaced)
+         SELECT replaced, CASE WHEN replaced THEN pg_notify($5, $1) END FROM up",
         &[
             &connection_id,
             &who.account_id,
             &who.user_id,
             &who.role.as_str(),
+            &CHANNEL,
         ],
     )
     .await?;
@@ -170,18 +183,31 @@ pub async fn activate(
         == 1)
 }
 
-/// Persists delivery cursors in one statement; a cursor never moves backwards.
-pub async fn save_cursors(db: &impl GenericClient, cursors: &[(String, i64)]) -> Result<()> {
+/// How far one subscription has been delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorUpdate {
+    pub connection_id: String,
+    /// The subscription it belongs to: a cursor of an older subscription is never written.
+    pub generation: i32,
+    pub cursor: i64,
+}
+
+/// Persists delivery cursors in one statement. A cursor never moves backwards, and only
+/// the subscription that reached it may write it: after a re-subscribe (a new generation,
+/// perhaps with a lower `after`), the old subscription's cursor is ignored.
+pub async fn save_cursors(db: &impl GenericClient, cursors: &[CursorUpdate]) -> Result<()> {
     if cursors.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&str> = cursors.iter().map(|(id, _)| id.as_str()).collect();
-    let values: Vec<i64> = cursors.iter().map(|(_, c)| *c).collect();
+    let ids: Vec<&str> = cursors.iter().map(|c| c.connection_id.as_str()).collect();
+    let generations: Vec<i32> = cursors.iter().map(|c| c.generation).collect();
+    let values: Vec<i64> = cursors.iter().map(|c| c.cursor).collect();
     db.execute(
         "UPDATE ws_connections c SET cursor = v.cursor
-           FROM unnest($1::text[], $2::bigint[]) AS v(id, cursor)
-          WHERE c.connection_id = v.id AND c.state = 'live' AND (c.cursor IS NULL OR c.cursor < v.cursor)",
-        &[&ids, &values],
+           FROM unnest($1::text[], $2::int[], $3::bigint[]) AS v(id, generation, cursor)
+          WHERE c.connection_id = v.id AND c.generation = v.generation AND c.state = 'live'
+            AND (c.cursor IS NULL OR c.cursor < v.cursor)",
+        &[&ids, &generations, &values],
     )
     .await?;
     Ok(())

@@ -255,3 +255,127 @@ async fn disconnect_forgets_the_connection() {
         .await;
     assert_eq!(r.status_code, 200);
 }
+
+#[tokio::test]
+async fn a_reused_connection_id_starts_afresh_as_its_new_caller() {
+    let w = world().await;
+    let admin = w.merchant("shop").await;
+    let ann = w.customer("shop", "ann@example.com").await;
+    let first = ticket(&w, &admin).await;
+    assert_eq!(
+        connect(&w, "reused=", Some(&first), None).await.status_code,
+        200
+    );
+    message(&w, "reused=", r#"{"action":"subscribe","after":0}"#).await;
+    w.db.client()
+        .await
+        .execute(
+            "UPDATE ws_connections SET state = 'live', cursor = 7 WHERE connection_id = 'reused='",
+            &[],
+        )
+        .await
+        .expect("as the connector would");
+    let (tx, mut notified) = tokio::sync::mpsc::unbounded_channel();
+    let (client, mut connection) = {
+        let url = w.db.url.clone();
+        tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect")
+    };
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        use futures::StreamExt;
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = tx.send(n.payload().to_string());
+            }
+        }
+    });
+    // The connection is being polled (above), so the LISTEN can complete.
+    client
+        .batch_execute("LISTEN billwire_connections")
+        .await
+        .expect("listen");
+
+    // The same id connects again, as someone else.
+    let second = ticket(&w, &ann).await;
+    assert_eq!(
+        connect(&w, "reused=", Some(&second), None)
+            .await
+            .status_code,
+        200
+    );
+    let row =
+        w.db.client()
+            .await
+            .query_one(
+                "SELECT user_id, role, state, requested_after, cursor, generation
+               FROM ws_connections WHERE connection_id = 'reused='",
+                &[],
+            )
+            .await
+            .expect("row");
+    assert_eq!(row.get::<_, uuid::Uuid>(0), ann.id);
+    assert_eq!(row.get::<_, String>(1), "customer");
+    assert_eq!(row.get::<_, String>(2), "pending");
+    assert_eq!(row.get::<_, Option<i64>>(3), None);
+    assert_eq!(
+        row.get::<_, Option<i64>>(4),
+        None,
+        "no cursor of the old caller"
+    );
+    assert_eq!(row.get::<_, i32>(5), 2, "a new generation");
+    // The connector is told, so it stops delivering the old caller's events.
+    let payload = tokio::time::timeout(std::time::Duration::from_secs(10), notified.recv())
+        .await
+        .expect("a wake-up for the connector");
+    assert_eq!(payload.as_deref(), Some("reused="));
+}
+
+#[tokio::test]
+async fn an_old_subscriptions_cursor_is_never_written_over_a_new_one() {
+    use shared::realtime::registry::{save_cursors, CursorUpdate};
+    let w = world().await;
+    let admin = w.merchant("shop").await;
+    let t = ticket(&w, &admin).await;
+    connect(&w, "resub=", Some(&t), None).await;
+    message(&w, "resub=", r#"{"action":"subscribe","after":0}"#).await;
+    let db = w.db.client().await;
+    db.execute(
+        "UPDATE ws_connections SET state = 'live', cursor = 40 WHERE connection_id = 'resub='",
+        &[],
+    )
+    .await
+    .expect("live");
+    // Re-subscribe asking for less; the connector activates the new generation at 10.
+    message(&w, "resub=", r#"{"action":"subscribe","after":10}"#).await;
+    db.execute(
+        "UPDATE ws_connections SET state = 'live', cursor = 10 WHERE connection_id = 'resub='",
+        &[],
+    )
+    .await
+    .expect("live again");
+    let update = |generation, cursor| CursorUpdate {
+        connection_id: "resub=".into(),
+        generation,
+        cursor,
+    };
+    // The first subscription's progress, flushed late, changes nothing...
+    save_cursors(&db, &[update(1, 90)]).await.expect("save");
+    assert_eq!(cursor_of(&db, "resub=").await, Some(10));
+    // ...while the current one's moves it forward, and never back.
+    save_cursors(&db, &[update(2, 12)]).await.expect("save");
+    assert_eq!(cursor_of(&db, "resub=").await, Some(12));
+    save_cursors(&db, &[update(2, 11)]).await.expect("save");
+    assert_eq!(cursor_of(&db, "resub=").await, Some(12));
+}
+
+async fn cursor_of(db: &deadpool_postgres::Object, id: &str) -> Option<i64> {
+    db.query_one(
+        "SELECT cursor FROM ws_connections WHERE connection_id = $1",
+        &[&id],
+    )
+    .await
+    .expect("cursor")
+    .get(0)
+}
