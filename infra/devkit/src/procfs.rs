@@ -62,7 +62,11 @@ pub fn session(sid: u32) -> Vec<Stat> {
 
 /// `pid`'s live descendants (children, their children, ...), not `pid` itself.
 pub fn descendants(pid: u32) -> Vec<Stat> {
-    let all = all();
+    descendants_in(&all(), pid)
+}
+
+/// [`descendants`] in a snapshot of [`all`].
+pub fn descendants_in(all: &[Stat], pid: u32) -> Vec<Stat> {
     let mut found: Vec<Stat> = Vec::new();
     let mut frontier = vec![pid];
     while let Some(parent) = frontier.pop() {

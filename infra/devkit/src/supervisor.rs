@@ -8,11 +8,13 @@
 //! SIGKILLs it when its parent dies.
 //!
 //! PDEATHSIG covers only direct children, and `cargo lambda watch` runs every function as a
-//! grandchild (`cargo run`). So the first spawn also starts a reaper: a `sh` that reads the
-//! sessions to clean up from a pipe whose other end only this process holds. When this
-//! process ends, however (SIGKILL included), the pipe closes and the reaper SIGKILLs every
-//! process still in those sessions. A clean stop ([`Proc::stop`], [`Proc::kill`]) takes its
-//! session off the reaper's list; dropping a [`Proc`] SIGKILLs its session at once.
+//! grandchild, each in a session of its own (and builds them through `cargo run`). So the
+//! first spawn also starts a reaper: a `sh` that reads from a pipe whose other end only
+//! this process holds which sessions, and which processes (pid and start time) descend from
+//! our children; a thread here tells it, every half second. When this process ends,
+//! however (SIGKILL included), the pipe closes and the reaper SIGKILLs every process still
+//! in those sessions and every listed process still running. [`Proc::stop`], [`Proc::kill`]
+//! and dropping a [`Proc`] do the same at once, for that child.
 //!
 //! PDEATHSIG fires when the *thread* that spawned the child ends: spawn from a thread that
 //! lives as long as the child should (the main thread, a test's thread, a runtime worker),
@@ -69,7 +71,7 @@ impl Proc {
             .map_err(|e| format!("cannot start {name}: {e}"))?;
         let sid = child.id();
         if let (Some(reaper), Some(sid)) = (reaper, sid) {
-            reaper.tell(&format!("+{sid}"));
+            reaper.watch(sid);
         }
         Ok(Proc {
             name: name.to_string(),
@@ -98,22 +100,24 @@ impl Proc {
         }
     }
 
-    /// SIGKILLs the child's whole session and waits for the child.
+    /// SIGKILLs the child and everything it started (its session, and descendants that
+    /// left it), and waits for the child.
     pub async fn kill(&mut self) {
-        if let Some(sid) = self.sid {
-            kill_session(sid);
-        }
+        self.kill_all();
         if let Some(mut child) = self.child.take() {
             let _ = child.wait().await;
         }
         self.forget_session();
     }
 
-    /// SIGTERM to the child's process group; SIGKILL to its whole session if the child has
-    /// not exited after `grace`, and to whatever is left in the session after it has.
+    /// SIGTERM to the child's process group; SIGKILL to the child and everything it
+    /// started if it has not exited after `grace`, and to whatever it left behind after it
+    /// has.
     pub async fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         let mut status = None;
         if let Some(mut child) = self.child.take() {
+            // Before the child goes: its orphans would no longer be its descendants.
+            let tree = self.sid.map(procfs::descendants).unwrap_or_default();
             if let Some(sid) = self.sid {
                 signal_group(sid, libc::SIGTERM);
             }
@@ -121,9 +125,8 @@ impl Proc {
                 Ok(Ok(status)) => Some(status),
                 _ => None,
             };
-            if let Some(sid) = self.sid {
-                kill_session(sid);
-            }
+            self.kill_all();
+            kill_listed(&tree);
             if status.is_none() {
                 status = child.wait().await.ok();
             }
@@ -195,13 +198,22 @@ impl Proc {
         format!("; its log, {}:\n{tail}", self.log.display())
     }
 
+    /// SIGKILL to the child's descendants, wherever they are, and its session.
+    fn kill_all(&self) {
+        if let Some(sid) = self.sid {
+            let tree = procfs::descendants(sid);
+            kill_session(sid);
+            kill_listed(&tree);
+        }
+    }
+
     /// The session is empty once the child has been reaped and nothing it started is left:
     /// the reaper need not watch it any more (its id may be reused).
     fn forget_session(&mut self) {
         if let Some(sid) = self.sid {
             if procfs::session(sid).is_empty() {
                 if let Some(reaper) = reaper() {
-                    reaper.tell(&format!("-{sid}"));
+                    reaper.forget(sid);
                 }
                 self.sid = None;
             }
@@ -211,9 +223,7 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if let Some(sid) = self.sid {
-            kill_session(sid);
-        }
+        self.kill_all();
     }
 }
 
@@ -297,22 +307,45 @@ pub fn kill_session(sid: u32) {
     }
 }
 
-/// Reads `+sid` and `-sid` lines; at end of input (the supervisor is gone), SIGKILLs every
-/// process of the sessions still listed. Ignores the terminal's signals: it must outlive the
-/// supervisor to do its job, and it ends as soon as it has.
+/// SIGKILL to each of `processes` still running (the same pid and start time).
+fn kill_listed(processes: &[procfs::Stat]) {
+    for process in processes {
+        if procfs::still_alive(process) {
+            signal_pid(process.pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Reads lines: `+SID`/`-SID` a session to clean up or not, `=PID:START`/`~PID` a process
+/// (pid, start time) to kill or not. At end of input (the supervisor is gone), SIGKILLs every
+/// process of the sessions and every listed process still running with the same start
+/// time. Ignores the terminal's signals: it must outlive the supervisor to do its job, and
+/// ends as soon as it has.
 const REAPER: &str = r#"
 trap '' HUP INT TERM QUIT PIPE
 sids=""
+procs=""
 while IFS= read -r line; do
   case "$line" in
     +*) sids="$sids ${line#+}" ;;
     -*) keep=""
         for s in $sids; do [ "$s" = "${line#-}" ] || keep="$keep $s"; done
         sids="$keep" ;;
+    =*) procs="$procs ${line#=}" ;;
+    ~*) keep=""
+        for e in $procs; do [ "${e%:*}" = "${line#~}" ] || keep="$keep $e"; done
+        procs="$keep" ;;
   esac
 done
-[ -n "$sids" ] || exit 0
+[ -n "$sids$procs" ] || exit 0
 for round in 1 2 3; do
+  for e in $procs; do
+    pid=${e%:*}
+    IFS= read -r st < "/proc/$pid/stat" 2>/dev/null || continue
+    rest=${st##*")"}
+    set -- $rest
+    [ "${20}" = "${e#*:}" ] && kill -KILL "$pid" 2>/dev/null
+  done
   for s in $sids; do kill -KILL -- "-$s" 2>/dev/null; done
   for f in /proc/[0-9]*/stat; do
     IFS= read -r st < "$f" 2>/dev/null || continue
@@ -325,14 +358,93 @@ for round in 1 2 3; do
 done
 "#;
 
+/// How often the reaper learns which processes descend from our children.
+const TRACK_EVERY: Duration = Duration::from_millis(500);
+
 struct Reaper {
     pipe: Mutex<std::process::ChildStdin>,
+    /// Our children (session leaders) whose descendants the reaper must know.
+    leaders: Mutex<Vec<u32>>,
+    /// The descendants it knows.
+    told: Mutex<Vec<u32>>,
+}
+
+/// The pids of our children's descendants that the reaper knows of: those it will kill if
+/// this process dies now (tests wait for it).
+pub fn known_to_reaper() -> Vec<u32> {
+    reaper()
+        .and_then(|r| r.told.lock().ok().map(|t| t.clone()))
+        .unwrap_or_default()
 }
 
 impl Reaper {
     fn tell(&self, line: &str) {
         if let Ok(mut pipe) = self.pipe.lock() {
             let _ = writeln!(pipe, "{line}");
+        }
+    }
+
+    fn watch(&'static self, sid: u32) {
+        self.tell(&format!("+{sid}"));
+        if let Ok(mut leaders) = self.leaders.lock() {
+            leaders.push(sid);
+        }
+        static TRACKER: OnceLock<()> = OnceLock::new();
+        TRACKER.get_or_init(|| {
+            let spawned = std::thread::Builder::new()
+                .name("devkit-reaper-feed".into())
+                .spawn(move || self.track());
+            if let Err(e) = spawned {
+                eprintln!("devkit: cannot start the thread that feeds the reaper: {e}");
+            }
+        });
+    }
+
+    fn forget(&self, sid: u32) {
+        self.tell(&format!("-{sid}"));
+        if let Ok(mut leaders) = self.leaders.lock() {
+            leaders.retain(|l| *l != sid);
+        }
+    }
+
+    /// Forever: tells the reaper about new descendants of our children, and about listed
+    /// ones that are gone (so that its list stays short).
+    fn track(&self) {
+        let mut told: Vec<procfs::Stat> = Vec::new();
+        loop {
+            std::thread::sleep(TRACK_EVERY);
+            let leaders = match self.leaders.lock() {
+                Ok(l) => l.clone(),
+                Err(_) => return,
+            };
+            if leaders.is_empty() && told.is_empty() {
+                continue;
+            }
+            let all = procfs::all();
+            let now: Vec<procfs::Stat> = leaders
+                .iter()
+                .flat_map(|l| procfs::descendants_in(&all, *l))
+                .collect();
+            let same =
+                |a: &procfs::Stat, b: &procfs::Stat| a.pid == b.pid && a.start_time == b.start_time;
+            for p in &now {
+                if !told.iter().any(|t| same(t, p)) {
+                    self.tell(&format!("={}:{}", p.pid, p.start_time));
+                }
+            }
+            let running = |p: &procfs::Stat| all.iter().any(|a| same(a, p) && a.alive());
+            for p in told.iter().filter(|p| !running(p)) {
+                self.tell(&format!("~{}", p.pid));
+            }
+            told.retain(running);
+            for p in now {
+                if !told.iter().any(|t| same(t, &p)) {
+                    told.push(p);
+                }
+            }
+            if let Ok(mut known) = self.told.lock() {
+                *known = told.iter().map(|p| p.pid).collect();
+            }
         }
     }
 }
@@ -355,6 +467,8 @@ fn reaper() -> Option<&'static Reaper> {
             match spawned {
                 Ok(mut child) => child.stdin.take().map(|pipe| Reaper {
                     pipe: Mutex::new(pipe),
+                    leaders: Mutex::new(Vec::new()),
+                    told: Mutex::new(Vec::new()),
                 }),
                 Err(e) => {
                     eprintln!(

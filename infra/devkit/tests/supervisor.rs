@@ -1,9 +1,10 @@
 //! The supervisor's promise: what it starts dies with it, grandchildren included, even
-//! those in process groups of their own, even when the supervisor is SIGKILLed.
+//! those in process groups or sessions of their own, even when the supervisor is SIGKILLed.
 //! The process trees come from `devkit-probe` (src/bin/devkit-probe.rs).
 
 use devkit::procfs::{self, Stat};
 use devkit::supervisor::Proc;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -67,15 +68,22 @@ fn a_sigkilled_supervisor_takes_its_whole_tree_down() {
     let port = free_port();
     let mut parent = Command::new(PROBE)
         .args(["parent", &port.to_string()])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("the probe starts");
-    // middle, listen, idle.
-    let tree = tree_up(parent.id(), port, 3);
+    // The reaper knows the grandchildren (it learns them every half second).
+    let mut said = String::new();
+    if let Some(out) = parent.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut said);
+    }
+    assert_eq!(said.trim(), "tracked");
+    // The reaper, middle, listen and two idles.
+    let tree = tree_up(parent.id(), port, 5);
+    let sessions: std::collections::BTreeSet<u32> = tree.iter().map(|p| p.session).collect();
     let groups: std::collections::BTreeSet<u32> = tree.iter().map(|p| p.pgrp).collect();
     assert!(
-        groups.len() >= 2,
-        "the listener should be in a process group of its own: {tree:?}"
+        sessions.len() >= 3 && groups.len() >= 4,
+        "expected grandchildren in sessions and groups of their own: {tree:?}"
     );
 
     // SAFETY: kill(2) on our own child's pid.
@@ -99,7 +107,7 @@ async fn dropping_a_proc_kills_everything_it_started() {
         .await
         .expect("the listener is up");
     let pid = middle.pid().expect("a pid");
-    let mut tree = tree_up(pid, port, 2);
+    let mut tree = tree_up(pid, port, 3);
     tree.extend(procfs::stat(pid));
     drop(middle);
     assert_all_gone(&tree, port);
@@ -114,8 +122,8 @@ async fn stop_ends_the_child_and_what_it_left_behind() {
     cmd.args(["middle", &port.to_string()]);
     let mut middle = Proc::spawn("middle", cmd, &logs).expect("spawned");
     let pid = middle.pid().expect("a pid");
-    let tree = tree_up(pid, port, 2);
-    // middle exits on SIGTERM; the listener, in another process group, gets SIGKILL.
+    let tree = tree_up(pid, port, 3);
+    // middle exits on SIGTERM; the others, in groups and sessions of their own, get SIGKILL.
     let status = middle.stop(Duration::from_secs(30)).await;
     assert!(status.is_some(), "stop() returns the exit status");
     assert_all_gone(&tree, port);

@@ -2,9 +2,11 @@
 //! `cargo lambda watch`'s: a supervisor, its child, and grandchildren, one of them in a
 //! process group of its own, listening on a port.
 //!
-//!   devkit-probe parent PORT   starts `middle PORT` through the supervisor, then waits
-//!   devkit-probe middle PORT   starts `listen PORT` in a new process group and `idle` in
-//!                              its own, then waits
+//!   devkit-probe parent PORT   starts `middle PORT` through the supervisor, says
+//!                              "tracked" once the reaper knows its grandchildren, waits
+//!   devkit-probe middle PORT   starts `listen PORT` in a session of its own (as cargo
+//!                              lambda watch starts functions), `idle` in a process group
+//!                              of its own, and `idle` beside itself; then waits
 //!   devkit-probe listen PORT   listens on 127.0.0.1:PORT, then waits
 //!   devkit-probe idle          waits
 
@@ -46,8 +48,17 @@ fn parent(port: &str) -> Result<(), String> {
         std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
         let mut cmd = tokio::process::Command::new(me()?);
         cmd.args(["middle", port]);
-        let _middle = devkit::supervisor::Proc::spawn("middle", cmd, &logs)?;
-        println!("started");
+        let middle = devkit::supervisor::Proc::spawn("middle", cmd, &logs)?;
+        let pid = middle.pid().ok_or("middle has no pid")?;
+        loop {
+            let tree = devkit::procfs::descendants(pid);
+            let known = devkit::supervisor::known_to_reaper();
+            if tree.len() >= 3 && tree.iter().all(|p| known.contains(&p.pid)) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        println!("tracked");
         std::future::pending::<()>().await;
         Ok(())
     })
@@ -56,12 +67,24 @@ fn parent(port: &str) -> Result<(), String> {
 fn middle(port: &str) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
     let me = me()?;
-    let _listener = std::process::Command::new(&me)
-        .args(["listen", port])
+    let mut listener = std::process::Command::new(&me);
+    listener.args(["listen", port]);
+    // SAFETY: setsid(2) between fork and exec is async-signal-safe.
+    unsafe {
+        listener.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let _listener = listener.spawn().map_err(|e| e.to_string())?;
+    let _grouped = std::process::Command::new(&me)
+        .arg("idle")
         .process_group(0)
         .spawn()
         .map_err(|e| e.to_string())?;
-    let _idle = std::process::Command::new(&me)
+    let _beside = std::process::Command::new(&me)
         .arg("idle")
         .spawn()
         .map_err(|e| e.to_string())?;
