@@ -29,7 +29,7 @@ pub const LOCAL_DATABASE: &str = "billwire";
 fn main() -> ExitCode {
     // Run through `cargo run`; the cargo builds started from here must look like ones
     // started from a shell, or they rebuild everything (see `package_env_vars`).
-    for name in testkit::stack::package_env_vars() {
+    for name in devkit::supervisor::package_env_vars() {
         std::env::remove_var(name);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -71,14 +71,23 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Already said (`cargo xtask test` ends with its summary).
+        Err(e) if e.is_empty() => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("xtask: {e}");
+            say(&format!("xtask: {e}"));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn ensure_postgres() -> Result<localpg::Server, String> {
+/// A line to stderr, even when nobody reads it any more (the terminal was closed: xtask
+/// still has its processes to stop).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+pub async fn ensure_postgres() -> Result<localpg::Server, String> {
     let server = localpg::ensure().await?;
     match &server.private {
         Some(dir) => eprintln!(
@@ -91,7 +100,8 @@ async fn ensure_postgres() -> Result<localpg::Server, String> {
 }
 
 async fn test(extra: &[String]) -> Result<(), String> {
-    dev::require_cargo_lambda()?;
+    let root = localpg::workspace_root();
+    devkit::tools::ensure_cargo_lambda(&root, &|m| say(&format!("xtask: {m}")))?;
     browser_test_dependencies()?;
     let server = ensure_postgres().await?;
     sweep_stale_test_databases(&server).await;
@@ -100,6 +110,7 @@ async fn test(extra: &[String]) -> Result<(), String> {
     eprintln!("xtask: building every binary");
     let status = Command::new("cargo")
         .args(["build", "--workspace", "--bins"])
+        .env("PATH", devkit::tools::path(&root))
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
@@ -116,7 +127,9 @@ async fn test(extra: &[String]) -> Result<(), String> {
         eprintln!("xtask: cargo-nextest not found; running `cargo test`");
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    cmd.args(extra).env("DATABASE_URL", &server.admin_url);
+    cmd.args(extra)
+        .env("DATABASE_URL", &server.admin_url)
+        .env("PATH", devkit::tools::path(&root));
     let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err("tests failed".into());
@@ -175,7 +188,7 @@ fn browser_test_dependencies() -> Result<(), String> {
 /// Test databases are dropped by the test that made them; a killed run leaves some behind.
 /// Their names carry their creation time, so old ones can go without touching a run in
 /// progress.
-async fn sweep_stale_test_databases(server: &localpg::Server) {
+pub async fn sweep_stale_test_databases(server: &localpg::Server) {
     let Ok((client, conn)) =
         tokio_postgres::connect(&server.admin_url, tokio_postgres::NoTls).await
     else {
@@ -215,7 +228,7 @@ fn chrono_free_unix_now() -> i64 {
 }
 
 /// Postgres up, the local database created, migrated and loaded with demo data.
-async fn db() -> Result<(localpg::Server, String), String> {
+pub async fn db() -> Result<(localpg::Server, String), String> {
     let server = ensure_postgres().await?;
     let (admin, conn) = tokio_postgres::connect(&server.admin_url, tokio_postgres::NoTls)
         .await
