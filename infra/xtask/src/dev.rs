@@ -152,7 +152,10 @@ async fn start(running: &mut Running, ports: Ports) -> Result<(), String> {
         .build
         .insert(Proc::spawn_inherit("the build", build)?);
     let built = build.wait().await.map_err(|e| e.to_string())?;
-    running.build = None;
+    if let Some(mut build) = running.build.take() {
+        // It has exited: this reaps it and tells the reaper to forget its session.
+        build.stop(GRACE).await;
+    }
     if !built.success() {
         return Err("the build failed".into());
     }
