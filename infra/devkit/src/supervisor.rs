@@ -118,7 +118,8 @@ impl Proc {
         if let Some(mut child) = self.child.take() {
             // Before the child goes: its orphans would no longer be its descendants.
             let tree = self.sid.map(procfs::descendants).unwrap_or_default();
-            if let Some(sid) = self.sid {
+            let running = matches!(child.try_wait(), Ok(None));
+            if let (Some(sid), true) = (self.sid, running) {
                 signal_group(sid, libc::SIGTERM);
             }
             status = match tokio::time::timeout(grace, child.wait()).await {
