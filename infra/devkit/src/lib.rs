@@ -6,9 +6,24 @@
 //! - [`gateway_events`]: API Gateway HTTP API and WebSocket events, built as AWS builds them.
 //! - [`faults`]: a TCP proxy between a process and its peer that can cut the connection.
 //! - [`secrets`]: local mode's JWT and webhook secrets.
+//! - [`supervisor`]: starts the stack's processes so that they die with their parent however
+//!   it ends; [`ports`] says who holds a port; [`tools`] installs the tools the stack runs
+//!   (cargo-lambda).
 
 pub mod faults;
 pub mod gateway_events;
 pub mod localpg;
+pub mod ports;
+pub mod procfs;
 pub mod secrets;
+pub mod supervisor;
 pub mod testdb;
+pub mod tools;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (this crate is `infra/devkit`).
+pub fn workspace_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).unwrap_or(here).to_path_buf()
+}

@@ -47,12 +47,7 @@ pub fn with_database(url: &str, name: &str) -> String {
     out
 }
 
-/// The workspace root (this crate's parent).
-pub fn workspace_root() -> PathBuf {
-    // This crate is infra/devkit.
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors().nth(2).unwrap_or(here).to_path_buf()
-}
+pub use crate::workspace_root;
 
 pub async fn answers(url: &str) -> bool {
     let Ok(mut cfg) = url.parse::<tokio_postgres::Config>() else {

@@ -10,31 +10,13 @@ use shared::billing::plans::{self, NewPlan};
 use shared::billing::values::{Amount, Currency, Email, Password, Slug};
 use shared::store::Tx;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+pub use devkit::supervisor::{package_env_vars, Proc};
+
 pub fn workspace() -> PathBuf {
     devkit::localpg::workspace_root()
-}
-
-/// The variables cargo sets for the package it runs (`cargo run`, `cargo test`, nextest).
-/// A cargo started from such a process inherits them, and build scripts that watch them
-/// (ring's: `rerun-if-env-changed=CARGO_PKG_NAME`) see a change, so every binary above
-/// them would be rebuilt, and rebuilt again by the next cargo started from a shell. Every
-/// cargo we start goes without them.
-pub fn package_env_vars() -> Vec<String> {
-    std::env::vars_os()
-        .filter_map(|(k, _)| k.into_string().ok())
-        .filter(|k| {
-            k.starts_with("CARGO_PKG_")
-                || k.starts_with("CARGO_MANIFEST_")
-                || matches!(
-                    k.as_str(),
-                    "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR"
-                )
-        })
-        .collect()
 }
 
 /// Whether to run release builds (`BILLWIRE_PROFILE=release`, for benchmarks); tests use
@@ -54,81 +36,8 @@ pub fn free_port() -> u16 {
     devkit::localpg::free_port().expect("a free port")
 }
 
-/// A child process in its own process group, killed (with its children) on drop.
-pub struct Proc {
-    child: Option<tokio::process::Child>,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, mut cmd: tokio::process::Command, log_dir: &Path) -> Proc {
-        let log = log_dir.join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let err = file.try_clone().expect("log file");
-        cmd.stdout(Stdio::from(file))
-            .stderr(Stdio::from(err))
-            .stdin(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Proc {
-            child: Some(child),
-            log,
-        }
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(|c| c.id())
-    }
-
-    /// Sends `signal` (e.g. "KILL", "TERM") to the whole process group.
-    pub fn signal(&self, signal: &str) {
-        if let Some(pid) = self.pid() {
-            let _ = std::process::Command::new("kill")
-                .args([&format!("-{signal}"), "--", &format!("-{pid}")])
-                .status();
-        }
-    }
-
-    pub async fn kill(&mut self) {
-        self.signal("KILL");
-        if let Some(mut c) = self.child.take() {
-            let _ = c.wait().await;
-        }
-    }
-
-    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let child = self.child.as_mut()?;
-        tokio::time::timeout(timeout, child.wait()).await.ok()?.ok()
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.signal("KILL");
-    }
-}
-
-pub async fn wait_for_port(port: u16, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing listens on port {port} after {timeout:?}");
+fn spawn(name: &str, cmd: tokio::process::Command, log_dir: &Path) -> Proc {
+    Proc::spawn(name, cmd, log_dir).unwrap_or_else(|e| panic!("spawn {name}: {e}"))
 }
 
 /// Who is in the test world: two accounts, each with an admin and customers.
@@ -191,24 +100,10 @@ impl Stack {
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let people = people(&db).await;
 
+        let root = workspace();
         let watch_port = free_port();
-        let mut watch_cmd = tokio::process::Command::new("cargo");
-        for name in package_env_vars() {
-            watch_cmd.env_remove(name);
-        }
+        let mut watch_cmd = devkit::supervisor::functions_command(&root, watch_port, 2, false);
         watch_cmd
-            .current_dir(workspace())
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "--concurrency",
-                "2",
-                "-A",
-                "127.0.0.1",
-                "-P",
-            ])
-            .arg(watch_port.to_string())
             .env("DATABASE_URL", &db.url)
             .env(
                 "JWT_SECRET",
@@ -229,24 +124,34 @@ impl Stack {
             .env("DB_POOL_SIZE", "2")
             .env("LOG_FORMAT", "text")
             .env("RUST_LOG", "info");
-        let watch = Proc::spawn("cargo-lambda-watch", watch_cmd, &log_dir);
+        let mut watch = spawn("cargo-lambda-watch", watch_cmd, &log_dir);
 
         let gateway_port = free_port();
-        let mut gw_cmd = tokio::process::Command::new(bin_dir().join("gateway"));
-        gw_cmd
-            .current_dir(workspace())
-            .env("GATEWAY_ADDR", format!("127.0.0.1:{gateway_port}"))
-            .env(
-                "GATEWAY_INVOKE_URL",
-                format!("http://127.0.0.1:{watch_port}"),
-            )
-            .env("LOG_FORMAT", "text");
+        let mut gw_cmd = devkit::supervisor::gateway_command(
+            &root,
+            &bin_dir(),
+            &format!("127.0.0.1:{gateway_port}"),
+            &format!("http://127.0.0.1:{watch_port}"),
+        );
         for (k, v) in &options.gateway_env {
             gw_cmd.env(k, v);
         }
-        let gateway = Proc::spawn("gateway", gw_cmd, &log_dir);
-        wait_for_port(watch_port, Duration::from_secs(60)).await;
-        wait_for_port(gateway_port, Duration::from_secs(30)).await;
+        let mut gateway = spawn("gateway", gw_cmd, &log_dir);
+        let listening = watch
+            .wait_for_port(&format!("127.0.0.1:{watch_port}"), Duration::from_secs(60))
+            .await;
+        if let Err(e) = listening {
+            panic!("{e}");
+        }
+        let listening = gateway
+            .wait_for_port(
+                &format!("127.0.0.1:{gateway_port}"),
+                Duration::from_secs(30),
+            )
+            .await;
+        if let Err(e) = listening {
+            panic!("{e}");
+        }
 
         let stack = Stack {
             watch_port,
@@ -289,22 +194,12 @@ impl Stack {
             http("payments-refund"),
             http("invoices-create"),
         ];
-        let invoke = |(function, event): (&'static str, Value)| {
-            let url = format!(
-                "http://127.0.0.1:{watch_port}/2015-03-31/functions/{function}/invocations"
-            );
-            let http = self.http.clone();
-            async move {
-                let reply = http
-                    .post(&url)
-                    .json(&event)
-                    .timeout(Duration::from_secs(120))
-                    .send()
-                    .await;
-                assert!(reply.is_ok(), "warming up {function}: {reply:?}");
-            }
-        };
-        futures::future::join_all(calls.into_iter().map(invoke)).await;
+        // All at once, as before: each is a `cargo run` queueing for cargo's lock anyway.
+        let all = calls.len();
+        let calls = calls.into_iter().map(|(f, e)| (f.to_string(), e)).collect();
+        for (function, reply) in devkit::supervisor::warm(watch_port, calls, all).await {
+            assert!(reply.is_ok(), "warming up {function}: {reply:?}");
+        }
     }
 
     pub fn ws_url(&self, ticket: &str) -> String {
@@ -312,18 +207,15 @@ impl Stack {
     }
 
     fn connector_command(&self, index: usize) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(bin_dir().join("connector"));
-        cmd.current_dir(workspace())
-            .env("DATABASE_URL", &self.database_url)
-            .env("WEBSOCKET_MANAGEMENT_ENDPOINT", &self.base)
-            .env("CONNECTOR_ID", format!("connector-{index}"))
-            .env("CONNECTOR_POLL_MS", "200")
+        let mut cmd = devkit::supervisor::connector_command(
+            &workspace(),
+            &bin_dir(),
+            &self.database_url,
+            &self.base,
+            &format!("connector-{index}"),
+        );
+        cmd.env("CONNECTOR_POLL_MS", "200")
             .env("CONNECTOR_STATS_SECONDS", "1")
-            .env("AWS_ACCESS_KEY_ID", "local")
-            .env("AWS_SECRET_ACCESS_KEY", "local")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("LOG_FORMAT", "text")
             .env("RUST_LOG", "info");
         for (k, v) in &self.connector_env {
             cmd.env(k, v);
@@ -335,19 +227,15 @@ impl Stack {
     pub fn start_connector(&mut self) -> usize {
         let index = self.connectors.len();
         let cmd = self.connector_command(index);
-        self.connectors.push(Proc::spawn(
-            &format!("connector-{index}"),
-            cmd,
-            &self.log_dir,
-        ));
+        self.connectors
+            .push(spawn(&format!("connector-{index}"), cmd, &self.log_dir));
         index
     }
 
     /// Restarts replica `index` after it was killed (same id, a new log).
     pub fn restart_connector(&mut self, index: usize) {
         let cmd = self.connector_command(index);
-        self.connectors[index] =
-            Proc::spawn(&format!("connector-{index}-restarted"), cmd, &self.log_dir);
+        self.connectors[index] = spawn(&format!("connector-{index}-restarted"), cmd, &self.log_dir);
     }
 
     /// The replica holding the leadership lock right now, if any.

@@ -3,98 +3,258 @@
 //! Postgres (started under target/pg if none answers), migrations and demo data, every
 //! binary built up front, then `cargo lambda watch` (the functions), the gateway (HTTP,
 //! WebSocket and management APIs, and the dashboard) and the connector, which is restarted
-//! if it dies, as a container service would. Ctrl-C stops everything. Logs go to target/dev/.
+//! if it dies, as a container service would. Ctrl-C, SIGTERM or SIGHUP (the terminal
+//! closing) stops everything, at any point; if xtask is SIGKILLed, its processes die with
+//! it (see `devkit::supervisor`). Logs go to target/dev/.
 
-use crate::{LOCAL_JWT_SECRET, LOCAL_WEBHOOK_SECRET};
+use crate::{say, LOCAL_JWT_SECRET, LOCAL_WEBHOOK_SECRET};
 use devkit::localpg;
+use devkit::supervisor::{self, Proc};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 pub const GATEWAY_ADDR: &str = "127.0.0.1:8001";
+pub const GATEWAY_PORT: u16 = 8001;
 pub const WATCH_PORT: u16 = 9000;
 
-struct Service {
-    name: &'static str,
-    child: Child,
+/// How long a process gets to exit after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// The ports local mode listens on: 8001 and 9000, or `BILLWIRE_DEV_GATEWAY_PORT` and
+/// `BILLWIRE_DEV_FUNCTIONS_PORT` (the tests use free ones, so that they can run beside a
+/// `cargo xtask dev`).
+#[derive(Clone, Copy)]
+struct Ports {
+    gateway: u16,
+    functions: u16,
 }
 
-impl Service {
-    fn spawn(name: &'static str, mut cmd: Command, logs: &Path) -> Result<Service, String> {
-        let log = logs.join(format!("{name}.log"));
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
-        cmd.stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .stdin(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        Ok(Service { name, child })
+impl Ports {
+    fn from_env() -> Result<Ports, String> {
+        let port = |name: &str, default: u16| match std::env::var(name) {
+            Ok(v) => v
+                .parse::<u16>()
+                .map_err(|_| format!("{name}={v:?} is not a port")),
+            Err(_) => Ok(default),
+        };
+        Ok(Ports {
+            gateway: port("BILLWIRE_DEV_GATEWAY_PORT", GATEWAY_PORT)?,
+            functions: port("BILLWIRE_DEV_FUNCTIONS_PORT", WATCH_PORT)?,
+        })
     }
 
-    /// SIGTERM to the whole process group, then SIGKILL if it lingers.
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            signal_group(pid, "TERM");
-            if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-                .await
-                .is_err()
-            {
-                signal_group(pid, "KILL");
-                let _ = self.child.wait().await;
+    fn gateway_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.gateway)
+    }
+}
+
+/// Ctrl-C, SIGTERM, SIGHUP.
+struct StopSignals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals, String> {
+        let install = |kind: SignalKind| {
+            signal(kind).map_err(|e| format!("cannot install a signal handler: {e}"))
+        };
+        Ok(StopSignals {
+            int: install(SignalKind::interrupt())?,
+            term: install(SignalKind::terminate())?,
+            hup: install(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "Ctrl-C",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+}
+
+/// What has been started so far, stopped in reverse order however `run` ends.
+#[derive(Default)]
+struct Running {
+    server: Option<localpg::Server>,
+    build: Option<Proc>,
+    watch: Option<Proc>,
+    gateway: Option<Proc>,
+    connector: Option<Proc>,
+}
+
+impl Running {
+    async fn stop(&mut self) {
+        for slot in [
+            &mut self.connector,
+            &mut self.gateway,
+            &mut self.watch,
+            &mut self.build,
+        ] {
+            if let Some(mut proc) = slot.take() {
+                proc.stop(GRACE).await;
+                say(&format!("xtask: stopped {}", proc.name()));
             }
         }
-        eprintln!("xtask: stopped {}", self.name);
-    }
-}
-
-fn signal_group(pid: u32, sig: &str) {
-    let _ = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), "--", &format!("-{pid}")])
-        .status();
-}
-
-fn tool_missing(cmd: &str, args: &[&str]) -> bool {
-    !std::process::Command::new(cmd)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-async fn wait_for(addr: &str, what: &str, timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
+        if let Some(dir) = self.server.take().and_then(|s| s.private) {
+            match localpg::stop_private(&dir) {
+                Ok(()) => say(&format!(
+                    "xtask: stopped the private Postgres in {}",
+                    dir.display()
+                )),
+                Err(e) => say(&format!("xtask: could not stop the private Postgres: {e}")),
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!(
-        "{what} did not start listening on {addr}; see target/dev/"
-    ))
 }
 
-/// Local mode and the end-to-end tests run the functions under `cargo lambda watch`.
-pub fn require_cargo_lambda() -> Result<(), String> {
-    if tool_missing("cargo", &["lambda", "--version"]) {
-        return Err(
-            "cargo-lambda is missing: install it with `pip install cargo-lambda` \
-                    (or see https://www.cargo-lambda.info/guide/installation.html)"
-                .into(),
-        );
+pub async fn run() -> Result<(), String> {
+    // First, so that a signal at any point stops what has been started so far.
+    let mut signals = StopSignals::install()?;
+    let mut running = Running::default();
+    let ports = Ports::from_env()?;
+    let started = tokio::select! {
+        started = start(&mut running, ports) => Some(started),
+        signal = signals.recv() => {
+            say(&format!("\nxtask: {signal} while starting; stopping"));
+            None
+        }
+    };
+    let outcome = match started {
+        Some(Ok(())) => supervise(&mut running, &mut signals, ports).await,
+        Some(Err(e)) => Err(e),
+        None => Ok(()),
+    };
+    running.stop().await;
+    outcome
+}
+
+async fn start(running: &mut Running, ports: Ports) -> Result<(), String> {
+    // Before anything slow: a port in use would only show up after the build.
+    devkit::ports::check_free(ports.gateway, "the gateway")?;
+    devkit::ports::check_free(ports.functions, "cargo lambda watch, the functions")?;
+    let root = localpg::workspace_root();
+    devkit::tools::ensure_cargo_lambda(&root, &|m| say(&format!("xtask: {m}")))?;
+    let logs = root.join("target").join("dev");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+
+    let (server, url) = crate::db().await?;
+    running.server = Some(server);
+
+    say("xtask: building every function, the gateway and the connector (cargo's progress follows; the first build takes several minutes)");
+    let mut build = supervisor::cargo(&root);
+    build.args(["build", "--workspace", "--bins"]);
+    let build = running
+        .build
+        .insert(Proc::spawn_inherit("the build", build)?);
+    let built = build.wait().await.map_err(|e| e.to_string())?;
+    if let Some(mut build) = running.build.take() {
+        // It has exited: this reaps it and tells the reaper to forget its session.
+        build.stop(GRACE).await;
     }
+    if !built.success() {
+        return Err("the build failed".into());
+    }
+
+    let mut watch = supervisor::functions_command(&root, ports.functions, 4, true);
+    watch
+        .env("DATABASE_URL", &url)
+        .env("JWT_SECRET", LOCAL_JWT_SECRET)
+        .env("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
+        .env("WEBSOCKET_URL", format!("ws://{}/ws", ports.gateway_addr()))
+        .env("LOG_FORMAT", "text");
+    let watch = running
+        .watch
+        .insert(Proc::spawn("functions", watch, &logs)?);
+
+    let bin = root.join("target").join("debug");
+    let mut gateway = supervisor::gateway_command(
+        &root,
+        &bin,
+        &ports.gateway_addr(),
+        &format!("http://127.0.0.1:{}", ports.functions),
+    );
+    gateway.env("GATEWAY_WEB_DIR", root.join("web"));
+    running.gateway = Some(Proc::spawn("gateway", gateway, &logs)?);
+    watch
+        .wait_for_port(
+            &format!("127.0.0.1:{}", ports.functions),
+            Duration::from_secs(60),
+        )
+        .await?;
+    if let Some(gateway) = running.gateway.as_mut() {
+        gateway
+            .wait_for_port(&ports.gateway_addr(), Duration::from_secs(30))
+            .await?;
+    }
+
+    running.connector = Some(spawn_connector(&root, &url, ports, &logs)?);
+    warm(ports).await?;
+
+    banner(&url, &logs, ports);
     Ok(())
+}
+
+fn spawn_connector(root: &Path, url: &str, ports: Ports, logs: &Path) -> Result<Proc, String> {
+    let bin = root.join("target").join("debug");
+    let endpoint = format!("http://{}", ports.gateway_addr());
+    let cmd = supervisor::connector_command(root, &bin, url, &endpoint, "local");
+    Proc::spawn("connector", cmd, logs)
+}
+
+/// Until a stop signal: restarts the connector when it dies; stops everything when the
+/// functions or the gateway die.
+async fn supervise(
+    running: &mut Running,
+    signals: &mut StopSignals,
+    ports: Ports,
+) -> Result<(), String> {
+    let root = localpg::workspace_root();
+    let logs = root.join("target").join("dev");
+    let url = match &running.server {
+        Some(server) => server.url(crate::LOCAL_DATABASE),
+        None => return Err("no database".into()),
+    };
+    let mut restarts = 0u32;
+    loop {
+        tokio::select! {
+            signal = signals.recv() => {
+                say(&format!("\nxtask: {signal}; stopping"));
+                return Ok(());
+            }
+            status = exit_of(&mut running.watch) => {
+                return Err(format!("cargo lambda watch exited ({status}); see target/dev/functions.log"));
+            }
+            status = exit_of(&mut running.gateway) => {
+                return Err(format!("the gateway exited ({status}); see target/dev/gateway.log"));
+            }
+            status = exit_of(&mut running.connector) => {
+                restarts += 1;
+                say(&format!("xtask: the connector exited ({status}); restarting it (restart #{restarts})"));
+                if let Some(mut old) = running.connector.take() {
+                    old.stop(GRACE).await;
+                }
+                // As a container service would, not in a tight loop.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                running.connector = Some(spawn_connector(&root, &url, ports, &logs)?);
+            }
+        }
+    }
+}
+
+/// The exit status of `proc`, as text; never, if there is none.
+async fn exit_of(proc: &mut Option<Proc>) -> String {
+    match proc.as_mut() {
+        Some(p) => match p.wait().await {
+            Ok(status) => status.to_string(),
+            Err(e) => e.to_string(),
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// `cargo lambda watch` starts each function on its first request, through `cargo run`
@@ -102,184 +262,51 @@ pub fn require_cargo_lambda() -> Result<(), String> {
 /// load used to wait about 12 s to go Live. One harmless request per function first (no
 /// token, no body, an unknown connection: each is refused and writes nothing), so the
 /// first real request finds every function running.
-async fn warm(root: &Path) -> Result<(), String> {
+async fn warm(ports: Ports) -> Result<(), String> {
     use devkit::gateway_events::{HttpEvent, WsEvent};
-    use futures::StreamExt;
-    let template = gateway::template::Template::load(&root.join("template.yaml"))
-        .map_err(|e| e.to_string())?;
-    let mut events: Vec<(String, serde_json::Value)> = template
-        .http_routes
+    use shared::api::routes::{ROUTES, WEBSOCKET_ROUTES};
+    let mut events: Vec<(String, serde_json::Value)> = ROUTES
         .iter()
         .map(|r| {
-            let event = HttpEvent::new(&r.method, &r.path)
+            let event = HttpEvent::new(r.method, r.path)
                 .param("id", "00000000-0000-7000-8000-000000000000")
                 .to_json();
-            (r.function.clone(), event)
+            (r.function.to_string(), event)
         })
         .collect();
-    for r in &template.ws_routes {
-        let event = match r.route_key.as_str() {
+    for r in WEBSOCKET_ROUTES {
+        let event = match r.route_key {
             "$connect" => WsEvent::connect("warm-up"),
             "$disconnect" => WsEvent::disconnect("warm-up", 1000, "warm-up"),
             key => WsEvent::message("warm-up", key, r#"{"action":"ping"}"#),
         };
-        events.push((r.function.clone(), event.to_json()));
+        events.push((r.function.to_string(), event.to_json()));
     }
     events.sort_by(|a, b| a.0.cmp(&b.0));
     events.dedup_by(|a, b| a.0 == b.0);
-    eprintln!("xtask: starting {} functions", events.len());
+    say(&format!("xtask: starting {} functions", events.len()));
     let started = Instant::now();
-    let http = reqwest::Client::new();
-    let failed: Vec<String> = futures::stream::iter(events)
-        .map(|(function, event)| {
-            let http = http.clone();
-            async move {
-                let url = format!(
-                    "http://127.0.0.1:{WATCH_PORT}/2015-03-31/functions/{function}/invocations"
-                );
-                let ok = http
-                    .post(url)
-                    .json(&event)
-                    .timeout(Duration::from_secs(120))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                (!ok).then_some(function)
-            }
-        })
-        .buffer_unordered(4)
-        .filter_map(|f| async move { f })
-        .collect()
-        .await;
+    let mut failed: Vec<String> = supervisor::warm(ports.functions, events, 4)
+        .await
+        .into_iter()
+        .filter(|(_, reply)| !matches!(reply, Ok(status) if (200..300).contains(status)))
+        .map(|(function, _)| function)
+        .collect();
     if !failed.is_empty() {
+        failed.sort();
         return Err(format!(
             "these functions did not start: {}; see target/dev/functions.log",
             failed.join(", ")
         ));
     }
-    eprintln!(
+    say(&format!(
         "xtask: all functions running ({:.1} s)",
         started.elapsed().as_secs_f64()
-    );
+    ));
     Ok(())
 }
 
-pub async fn run() -> Result<(), String> {
-    require_cargo_lambda()?;
-    let root = localpg::workspace_root();
-    let logs = root.join("target").join("dev");
-    std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
-
-    let (server, url) = crate::db().await?;
-    eprintln!(
-        "xtask: building every function, the gateway and the connector (first time: a few minutes)"
-    );
-    let built = Command::new("cargo")
-        .current_dir(&root)
-        .args(["build", "--workspace", "--bins"])
-        .status()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !built.success() {
-        return Err("the build failed".into());
-    }
-
-    let mut watch = Command::new("cargo");
-    watch
-        .current_dir(&root)
-        .args([
-            "lambda",
-            "watch",
-            "-A",
-            "127.0.0.1",
-            "-P",
-            &WATCH_PORT.to_string(),
-            "--concurrency",
-            "4",
-        ])
-        .env("DATABASE_URL", &url)
-        .env("JWT_SECRET", LOCAL_JWT_SECRET)
-        .env("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
-        .env("WEBSOCKET_URL", format!("ws://{GATEWAY_ADDR}/ws"))
-        .env("LOG_FORMAT", "text");
-    let watch = Service::spawn("functions", watch, &logs)?;
-
-    let bin = root.join("target").join("debug");
-    let mut gateway = Command::new(bin.join("gateway"));
-    gateway
-        .current_dir(&root)
-        .env("GATEWAY_ADDR", GATEWAY_ADDR)
-        .env(
-            "GATEWAY_INVOKE_URL",
-            format!("http://127.0.0.1:{WATCH_PORT}"),
-        )
-        .env("GATEWAY_WEB_DIR", root.join("web"))
-        .env("LOG_FORMAT", "text");
-    let gateway = Service::spawn("gateway", gateway, &logs)?;
-    wait_for(
-        &format!("127.0.0.1:{WATCH_PORT}"),
-        "cargo lambda watch",
-        Duration::from_secs(60),
-    )
-    .await?;
-    wait_for(GATEWAY_ADDR, "the gateway", Duration::from_secs(30)).await?;
-
-    let connector_cmd = || {
-        let mut c = Command::new(bin.join("connector"));
-        c.current_dir(&root)
-            .env("DATABASE_URL", &url)
-            .env(
-                "WEBSOCKET_MANAGEMENT_ENDPOINT",
-                format!("http://{GATEWAY_ADDR}"),
-            )
-            .env("CONNECTOR_ID", "local")
-            .env("AWS_ACCESS_KEY_ID", "local")
-            .env("AWS_SECRET_ACCESS_KEY", "local")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("LOG_FORMAT", "text");
-        c
-    };
-    let mut connector = Service::spawn("connector", connector_cmd(), &logs)?;
-    warm(&root).await?;
-
-    banner(&url, &logs);
-
-    let (mut term, mut int) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
-        _ => return Err("cannot install signal handlers".into()),
-    };
-    let mut restarts = 0u32;
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            status = connector.child.wait() => {
-                restarts += 1;
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                eprintln!("xtask: the connector exited ({status}); restarting it (restart #{restarts})");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                connector = Service::spawn("connector", connector_cmd(), &logs)?;
-            }
-        }
-    }
-    eprintln!("\nxtask: stopping");
-    connector.stop().await;
-    gateway.stop().await;
-    watch.stop().await;
-    if let Some(dir) = server.private {
-        match localpg::stop_private(&dir) {
-            Ok(()) => eprintln!("xtask: stopped the private Postgres in {}", dir.display()),
-            Err(e) => eprintln!("xtask: could not stop the private Postgres: {e}"),
-        }
-    }
-    Ok(())
-}
-
-fn banner(url: &str, logs: &Path) {
+fn banner(url: &str, logs: &Path, ports: Ports) {
     let rel = |p: PathBuf| {
         p.strip_prefix(localpg::workspace_root())
             .map(Path::to_path_buf)
@@ -287,13 +314,24 @@ fn banner(url: &str, logs: &Path) {
             .display()
             .to_string()
     };
-    println!(
+    let gateway = ports.gateway_addr();
+    let functions = ports.functions;
+    let tools = devkit::tools::cargo_lambda_dir(&localpg::workspace_root()).join("bin");
+    let invoke_hint = if tools.join("cargo-lambda").is_file() {
+        format!(
+            "\n  cargo lambda:   installed in {}; add it to PATH for `cargo lambda invoke`",
+            rel(tools)
+        )
+    } else {
+        String::new()
+    };
+    let text = format!(
         "\nBillwire is running locally\n\
-         \n  dashboard       http://{GATEWAY_ADDR}/\
-         \n  REST API        http://{GATEWAY_ADDR}/api/v1/...\
-         \n  WebSocket       ws://{GATEWAY_ADDR}/ws?ticket=...  (ticket: POST /api/v1/events/ticket)\
-         \n  management API  http://{GATEWAY_ADDR}/@connections/{{id}}\
-         \n  functions       http://127.0.0.1:{WATCH_PORT} (cargo lambda watch; rebuilds on change)\
+         \n  dashboard       http://{gateway}/\
+         \n  REST API        http://{gateway}/api/v1/...\
+         \n  WebSocket       ws://{gateway}/ws?ticket=...  (ticket: POST /api/v1/events/ticket)\
+         \n  management API  http://{gateway}/@connections/{{id}}\
+         \n  functions       http://127.0.0.1:{functions} (cargo lambda watch; rebuilds on change)\
          \n  database        {url}\
          \n  logs            {}/\
          \n\
@@ -302,7 +340,7 @@ fn banner(url: &str, logs: &Path) {
          \n                  {} / {}      admin of account acme\
          \n\
          \n  watch events:   cargo xtask listen               (as the demo admin)\
-         \n  make an order:  cargo xtask order                (as the demo customer)\
+         \n  make an order:  cargo xtask order                (as the demo customer){invoke_hint}\
          \n\
          \nCtrl-C stops everything.\n",
         rel(logs.to_path_buf()),
@@ -313,4 +351,8 @@ fn banner(url: &str, logs: &Path) {
         demo::ACME_ADMIN.0,
         demo::ACME_ADMIN.1,
     );
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }

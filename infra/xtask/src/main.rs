@@ -4,9 +4,10 @@ mod bench;
 mod client;
 mod dev;
 mod fixtures;
+mod test;
 
 use devkit::localpg;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 const HELP: &str = "\
 cargo xtask <command>
@@ -29,7 +30,7 @@ pub const LOCAL_DATABASE: &str = "billwire";
 fn main() -> ExitCode {
     // Run through `cargo run`; the cargo builds started from here must look like ones
     // started from a shell, or they rebuild everything (see `package_env_vars`).
-    for name in testkit::stack::package_env_vars() {
+    for name in devkit::supervisor::package_env_vars() {
         std::env::remove_var(name);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match args.first().map(String::as_str) {
-        Some("test") => rt.block_on(test(&args[1..])),
+        Some("test") => rt.block_on(test::run(&args[1..])),
         Some("db") => rt.block_on(db()).map(|(_, url)| println!("{url}")),
         Some("dev") => rt.block_on(dev::run()),
         Some("listen") => {
@@ -67,14 +68,23 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Already said (`cargo xtask test` ends with its summary).
+        Err(e) if e.is_empty() => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("xtask: {e}");
+            say(&format!("xtask: {e}"));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn ensure_postgres() -> Result<localpg::Server, String> {
+/// A line to stderr, even when nobody reads it any more (the terminal was closed: xtask
+/// still has its processes to stop).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+pub async fn ensure_postgres() -> Result<localpg::Server, String> {
     let server = localpg::ensure().await?;
     match &server.private {
         Some(dir) => eprintln!(
@@ -86,92 +96,10 @@ async fn ensure_postgres() -> Result<localpg::Server, String> {
     Ok(server)
 }
 
-async fn test(extra: &[String]) -> Result<(), String> {
-    dev::require_cargo_lambda()?;
-    browser_test_dependencies()?;
-    let server = ensure_postgres().await?;
-    sweep_stale_test_databases(&server).await;
-    // The end-to-end tests run the real binaries: the gateway, the connector, and every
-    // function under cargo lambda watch.
-    eprintln!("xtask: building every binary");
-    let status = Command::new("cargo")
-        .args(["build", "--workspace", "--bins"])
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err("build failed".into());
-    }
-    let nextest = Command::new("cargo")
-        .args(["nextest", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let mut cmd = Command::new("cargo");
-    if nextest {
-        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-    } else {
-        eprintln!("xtask: cargo-nextest not found; running `cargo test`");
-        cmd.args(["test", "--workspace", "--no-fail-fast"]);
-    }
-    cmd.args(extra).env("DATABASE_URL", &server.admin_url);
-    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err("tests failed".into());
-    }
-    if nextest {
-        // nextest does not run doctests.
-        let status = Command::new("cargo")
-            .args(["test", "--workspace", "--doc"])
-            .status()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !status.success() {
-            return Err("doctests failed".into());
-        }
-    }
-    Ok(())
-}
-
-/// The dashboard's browser test (an e2e test) drives Chromium with playwright-core from
-/// Node. Chromium and Node are the machine's to install; the npm package is fetched here.
-fn browser_test_dependencies() -> Result<(), String> {
-    let runs = |cmd: &str, arg: &str| {
-        Command::new(cmd)
-            .arg(arg)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !runs("node", "--version") || !runs("npm", "--version") {
-        return Err("the dashboard's browser test needs Node 18+ and npm \
-                    (Debian/Ubuntu: apt-get install nodejs npm)"
-            .into());
-    }
-    if testkit::browser::chromium().is_none() {
-        return Err(
-            "the dashboard's browser test needs Chromium (Debian/Ubuntu: apt-get install \
-                    chromium), or CHROMIUM set to a Chrome or Chromium binary"
-                .into(),
-        );
-    }
-    let tests = localpg::workspace_root().join("web").join("tests");
-    if !tests.join("node_modules").join("playwright-core").exists() {
-        eprintln!("xtask: npm ci in web/tests (playwright-core, for the browser test)");
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&tests)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err("npm ci in web/tests failed".into());
-        }
-    }
-    Ok(())
-}
-
 /// Test databases are dropped by the test that made them; a killed run leaves some behind.
 /// Their names carry their creation time, so old ones can go without touching a run in
 /// progress.
-async fn sweep_stale_test_databases(server: &localpg::Server) {
+pub async fn sweep_stale_test_databases(server: &localpg::Server) {
     let Ok((client, conn)) =
         tokio_postgres::connect(&server.admin_url, tokio_postgres::NoTls).await
     else {
@@ -211,7 +139,7 @@ fn chrono_free_unix_now() -> i64 {
 }
 
 /// Postgres up, the local database created, migrated and loaded with demo data.
-async fn db() -> Result<(localpg::Server, String), String> {
+pub async fn db() -> Result<(localpg::Server, String), String> {
     let server = ensure_postgres().await?;
     let (admin, conn) = tokio_postgres::connect(&server.admin_url, tokio_postgres::NoTls)
         .await
