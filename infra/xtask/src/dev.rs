@@ -16,13 +16,17 @@ use tokio::signal::unix::{signal, SignalKind};
 pub const GATEWAY_ADDR: &str = "127.0.0.1:8001";
 pub const WATCH_PORT: u16 = 9000;
 
-struct Service {
+pub(crate) struct Service {
     name: &'static str,
     child: Child,
 }
 
 impl Service {
-    fn spawn(name: &'static str, mut cmd: Command, logs: &Path) -> Result<Service, String> {
+    pub(crate) fn spawn(
+        name: &'static str,
+        mut cmd: Command,
+        logs: &Path,
+    ) -> Result<Service, String> {
         let log = logs.join(format!("{name}.log"));
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -102,7 +106,7 @@ pub fn require_cargo_lambda() -> Result<(), String> {
 /// load used to wait about 12 s to go Live. One harmless request per function first (no
 /// token, no body, an unknown connection: each is refused and writes nothing), so the
 /// first real request finds every function running.
-async fn warm(root: &Path) -> Result<(), String> {
+async fn warm(root: &Path, port: u16) -> Result<(), String> {
     use devkit::gateway_events::{HttpEvent, WsEvent};
     use futures::StreamExt;
     let template = gateway::template::Template::load(&root.join("template.yaml"))
@@ -134,9 +138,8 @@ async fn warm(root: &Path) -> Result<(), String> {
         .map(|(function, event)| {
             let http = http.clone();
             async move {
-                let url = format!(
-                    "http://127.0.0.1:{WATCH_PORT}/2015-03-31/functions/{function}/invocations"
-                );
+                let url =
+                    format!("http://127.0.0.1:{port}/2015-03-31/functions/{function}/invocations");
                 let ok = http
                     .post(url)
                     .json(&event)
@@ -164,8 +167,37 @@ async fn warm(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn run() -> Result<(), String> {
-    require_cargo_lambda()?;
+/// The functions under `cargo lambda watch` (rebuilt on change).
+fn watch(root: &Path, url: &str, logs: &Path) -> Result<Service, String> {
+    let mut watch = Command::new("cargo");
+    watch
+        .current_dir(root)
+        .args([
+            "lambda",
+            "watch",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &WATCH_PORT.to_string(),
+            "--concurrency",
+            "4",
+        ])
+        .env("DATABASE_URL", url)
+        .env("JWT_SECRET", LOCAL_JWT_SECRET)
+        .env("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
+        .env("WEBSOCKET_URL", format!("ws://{GATEWAY_ADDR}/ws"))
+        .env("LOG_FORMAT", "text");
+    Service::spawn("functions", watch, logs)
+}
+
+/// `sam`: the functions run under `sam local start-lambda` (infra/xtask/src/sam.rs)
+/// instead of `cargo lambda watch`.
+pub async fn run(sam: bool) -> Result<(), String> {
+    if sam {
+        samlocal::require()?;
+    } else {
+        require_cargo_lambda()?;
+    }
     let root = localpg::workspace_root();
     let logs = root.join("target").join("dev");
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
@@ -184,25 +216,12 @@ pub async fn run() -> Result<(), String> {
         return Err("the build failed".into());
     }
 
-    let mut watch = Command::new("cargo");
-    watch
-        .current_dir(&root)
-        .args([
-            "lambda",
-            "watch",
-            "-A",
-            "127.0.0.1",
-            "-P",
-            &WATCH_PORT.to_string(),
-            "--concurrency",
-            "4",
-        ])
-        .env("DATABASE_URL", &url)
-        .env("JWT_SECRET", LOCAL_JWT_SECRET)
-        .env("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
-        .env("WEBSOCKET_URL", format!("ws://{GATEWAY_ADDR}/ws"))
-        .env("LOG_FORMAT", "text");
-    let watch = Service::spawn("functions", watch, &logs)?;
+    let (watch, functions_port, sam_run) = if sam {
+        let (service, bridge, marker) = crate::sam::functions(&url, &logs).await?;
+        (service, crate::sam::LAMBDA_PORT, Some((bridge, marker)))
+    } else {
+        (watch(&root, &url, &logs)?, WATCH_PORT, None)
+    };
 
     let bin = root.join("target").join("debug");
     let mut gateway = Command::new(bin.join("gateway"));
@@ -211,14 +230,18 @@ pub async fn run() -> Result<(), String> {
         .env("GATEWAY_ADDR", GATEWAY_ADDR)
         .env(
             "GATEWAY_INVOKE_URL",
-            format!("http://127.0.0.1:{WATCH_PORT}"),
+            format!("http://127.0.0.1:{functions_port}"),
         )
         .env("GATEWAY_WEB_DIR", root.join("web"))
         .env("LOG_FORMAT", "text");
     let gateway = Service::spawn("gateway", gateway, &logs)?;
     wait_for(
-        &format!("127.0.0.1:{WATCH_PORT}"),
-        "cargo lambda watch",
+        &format!("127.0.0.1:{functions_port}"),
+        if sam {
+            "sam local start-lambda"
+        } else {
+            "cargo lambda watch"
+        },
         Duration::from_secs(60),
     )
     .await?;
@@ -241,9 +264,9 @@ pub async fn run() -> Result<(), String> {
         c
     };
     let mut connector = Service::spawn("connector", connector_cmd(), &logs)?;
-    warm(&root).await?;
+    warm(&root, functions_port).await?;
 
-    banner(&url, &logs);
+    banner(&url, &logs, sam);
 
     let (mut term, mut int) = match (
         signal(SignalKind::terminate()),
@@ -270,6 +293,9 @@ pub async fn run() -> Result<(), String> {
     connector.stop().await;
     gateway.stop().await;
     watch.stop().await;
+    if let Some((_bridge, marker)) = &sam_run {
+        crate::sam::cleanup(marker);
+    }
     if let Some(dir) = server.private {
         match localpg::stop_private(&dir) {
             Ok(()) => eprintln!("xtask: stopped the private Postgres in {}", dir.display()),
@@ -279,7 +305,15 @@ pub async fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn banner(url: &str, logs: &Path) {
+fn banner(url: &str, logs: &Path, sam: bool) {
+    let functions = if sam {
+        format!(
+            "http://127.0.0.1:{} (sam local start-lambda; restart to pick up changes)",
+            crate::sam::LAMBDA_PORT
+        )
+    } else {
+        format!("http://127.0.0.1:{WATCH_PORT} (cargo lambda watch; rebuilds on change)")
+    };
     let rel = |p: PathBuf| {
         p.strip_prefix(localpg::workspace_root())
             .map(Path::to_path_buf)
@@ -293,7 +327,7 @@ fn banner(url: &str, logs: &Path) {
          \n  REST API        http://{GATEWAY_ADDR}/api/v1/...\
          \n  WebSocket       ws://{GATEWAY_ADDR}/ws?ticket=...  (ticket: POST /api/v1/events/ticket)\
          \n  management API  http://{GATEWAY_ADDR}/@connections/{{id}}\
-         \n  functions       http://127.0.0.1:{WATCH_PORT} (cargo lambda watch; rebuilds on change)\
+         \n  functions       {functions}\
          \n  database        {url}\
          \n  logs            {}/\
          \n\
