@@ -75,10 +75,12 @@ pub fn unavailable() -> Option<String> {
                 "docker is not installed ({e}); Debian/Ubuntu: apt-get install docker.io"
             ))
         }
-        Ok(o) if !o.status.success() => return Some(format!(
+        Ok(o) if !o.status.success() => {
+            return Some(format!(
             "the Docker daemon does not answer ({}); start it (dockerd, or systemctl start docker)",
             String::from_utf8_lossy(&o.stderr).trim()
-        )),
+        ))
+        }
         Ok(_) => {}
     }
     if let Err(e) = output("sam", &["--version"]) {
