@@ -85,6 +85,9 @@ struct Running {
     watch: Option<Proc>,
     gateway: Option<Proc>,
     connector: Option<Proc>,
+    /// With `--sam`: the database bridge the function containers use, and what marks the
+    /// containers `sam local start-lambda` started (removed at the end).
+    sam: Option<(samlocal::DbBridge, String)>,
 }
 
 impl Running {
@@ -100,6 +103,9 @@ impl Running {
                 say(&format!("xtask: stopped {}", proc.name()));
             }
         }
+        if let Some((_bridge, marker)) = self.sam.take() {
+            crate::sam::cleanup(&marker);
+        }
         if let Some(dir) = self.server.take().and_then(|s| s.private) {
             match localpg::stop_private(&dir) {
                 Ok(()) => say(&format!(
@@ -112,20 +118,26 @@ impl Running {
     }
 }
 
-pub async fn run() -> Result<(), String> {
+/// `sam`: the functions run under `sam local start-lambda` (infra/xtask/src/sam.rs) in
+/// containers instead of `cargo lambda watch`.
+pub async fn run(sam: bool) -> Result<(), String> {
     // First, so that a signal at any point stops what has been started so far.
     let mut signals = StopSignals::install()?;
     let mut running = Running::default();
-    let ports = Ports::from_env()?;
+    let mut ports = Ports::from_env()?;
+    if sam {
+        ports.functions = crate::sam::LAMBDA_PORT;
+        samlocal::require()?;
+    }
     let started = tokio::select! {
-        started = start(&mut running, ports) => Some(started),
+        started = start(&mut running, ports, sam) => Some(started),
         signal = signals.recv() => {
             say(&format!("\nxtask: {signal} while starting; stopping"));
             None
         }
     };
     let outcome = match started {
-        Some(Ok(())) => supervise(&mut running, &mut signals, ports).await,
+        Some(Ok(())) => supervise(&mut running, &mut signals, ports, sam).await,
         Some(Err(e)) => Err(e),
         None => Ok(()),
     };
@@ -133,12 +145,19 @@ pub async fn run() -> Result<(), String> {
     outcome
 }
 
-async fn start(running: &mut Running, ports: Ports) -> Result<(), String> {
+async fn start(running: &mut Running, ports: Ports, sam: bool) -> Result<(), String> {
+    let functions = if sam {
+        "sam local start-lambda, the functions"
+    } else {
+        "cargo lambda watch, the functions"
+    };
     // Before anything slow: a port in use would only show up after the build.
     devkit::ports::check_free(ports.gateway, "the gateway")?;
-    devkit::ports::check_free(ports.functions, "cargo lambda watch, the functions")?;
+    devkit::ports::check_free(ports.functions, functions)?;
     let root = localpg::workspace_root();
-    devkit::tools::ensure_cargo_lambda(&root, &|m| say(&format!("xtask: {m}")))?;
+    if !sam {
+        devkit::tools::ensure_cargo_lambda(&root, &|m| say(&format!("xtask: {m}")))?;
+    }
     let logs = root.join("target").join("dev");
     std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
 
@@ -160,16 +179,22 @@ async fn start(running: &mut Running, ports: Ports) -> Result<(), String> {
         return Err("the build failed".into());
     }
 
-    let mut watch = supervisor::functions_command(&root, ports.functions, 4, true);
-    watch
-        .env("DATABASE_URL", &url)
-        .env("JWT_SECRET", LOCAL_JWT_SECRET)
-        .env("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
-        .env("WEBSOCKET_URL", format!("ws://{}/ws", ports.gateway_addr()))
-        .env("LOG_FORMAT", "text");
-    let watch = running
-        .watch
-        .insert(Proc::spawn("functions", watch, &logs)?);
+    let watch = if sam {
+        let (cmd, bridge, marker) =
+            crate::sam::functions(&url, &format!("ws://{}/ws", ports.gateway_addr())).await?;
+        running.sam = Some((bridge, marker));
+        Proc::spawn("functions", cmd, &logs)?
+    } else {
+        let mut watch = supervisor::functions_command(&root, ports.functions, 4, true);
+        watch
+            .env("DATABASE_URL", &url)
+            .env("JWT_SECRET", LOCAL_JWT_SECRET)
+            .env("WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
+            .env("WEBSOCKET_URL", format!("ws://{}/ws", ports.gateway_addr()))
+            .env("LOG_FORMAT", "text");
+        Proc::spawn("functions", watch, &logs)?
+    };
+    let watch = running.watch.insert(watch);
 
     let bin = root.join("target").join("debug");
     let mut gateway = supervisor::gateway_command(
@@ -195,7 +220,7 @@ async fn start(running: &mut Running, ports: Ports) -> Result<(), String> {
     running.connector = Some(spawn_connector(&root, &url, ports, &logs)?);
     warm(ports).await?;
 
-    banner(&url, &logs, ports);
+    banner(&url, &logs, ports, sam);
     Ok(())
 }
 
@@ -212,7 +237,13 @@ async fn supervise(
     running: &mut Running,
     signals: &mut StopSignals,
     ports: Ports,
+    sam: bool,
 ) -> Result<(), String> {
+    let functions = if sam {
+        "sam local start-lambda"
+    } else {
+        "cargo lambda watch"
+    };
     let root = localpg::workspace_root();
     let logs = root.join("target").join("dev");
     let url = match &running.server {
@@ -227,7 +258,7 @@ async fn supervise(
                 return Ok(());
             }
             status = exit_of(&mut running.watch) => {
-                return Err(format!("cargo lambda watch exited ({status}); see target/dev/functions.log"));
+                return Err(format!("{functions} exited ({status}); see target/dev/functions.log"));
             }
             status = exit_of(&mut running.gateway) => {
                 return Err(format!("the gateway exited ({status}); see target/dev/gateway.log"));
@@ -306,7 +337,7 @@ async fn warm(ports: Ports) -> Result<(), String> {
     Ok(())
 }
 
-fn banner(url: &str, logs: &Path, ports: Ports) {
+fn banner(url: &str, logs: &Path, ports: Ports, sam: bool) {
     let rel = |p: PathBuf| {
         p.strip_prefix(localpg::workspace_root())
             .map(Path::to_path_buf)
@@ -315,7 +346,17 @@ fn banner(url: &str, logs: &Path, ports: Ports) {
             .to_string()
     };
     let gateway = ports.gateway_addr();
-    let functions = ports.functions;
+    let functions = if sam {
+        format!(
+            "http://127.0.0.1:{} (sam local start-lambda; restart to pick up changes)",
+            ports.functions
+        )
+    } else {
+        format!(
+            "http://127.0.0.1:{} (cargo lambda watch; rebuilds on change)",
+            ports.functions
+        )
+    };
     let tools = devkit::tools::cargo_lambda_dir(&localpg::workspace_root()).join("bin");
     let invoke_hint = if tools.join("cargo-lambda").is_file() {
         format!(
@@ -331,7 +372,7 @@ fn banner(url: &str, logs: &Path, ports: Ports) {
          \n  REST API        http://{gateway}/api/v1/...\
          \n  WebSocket       ws://{gateway}/ws?ticket=...  (ticket: POST /api/v1/events/ticket)\
          \n  management API  http://{gateway}/@connections/{{id}}\
-         \n  functions       http://127.0.0.1:{functions} (cargo lambda watch; rebuilds on change)\
+         \n  functions       {functions}\
          \n  database        {url}\
          \n  logs            {}/\
          \n\

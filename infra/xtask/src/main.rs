@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod dev;
 mod fixtures;
+mod sam;
 mod test;
 
 use devkit::localpg;
@@ -14,6 +15,8 @@ cargo xtask <command>
 
   dev        local mode: Postgres, migrations, demo data, the functions under cargo lambda
              watch, the gateway and the connector; prints the URLs and demo logins
+             [--sam: the functions in containers under sam local start-lambda instead]
+  sam        SAM local: `sam build|invoke|api|bridge` (`cargo xtask sam help`)
   test       the whole test suite against a real Postgres (started under target/pg if none answers)
   db         Postgres up, database `billwire` migrated and loaded with demo data; prints its URL
   listen     print live events over the WebSocket (default: the demo admin)
@@ -44,7 +47,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => rt.block_on(test::run(&args[1..])),
         Some("db") => rt.block_on(db()).map(|(_, url)| println!("{url}")),
-        Some("dev") => rt.block_on(dev::run()),
+        Some("dev") => rt.block_on(dev::run(args[1..].iter().any(|a| a == "--sam"))),
+        Some("sam") => rt.block_on(sam::run(&args[1..])),
         Some("listen") => {
             client::Options::parse(&args[1..], demo::DEMO_ADMIN.0, demo::DEMO_ADMIN.1)
                 .and_then(|o| rt.block_on(client::listen(o)))
