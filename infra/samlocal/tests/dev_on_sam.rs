@@ -42,7 +42,8 @@ async fn an_order_reaches_a_websocket_client_with_the_functions_in_sam() {
         "sam-start-lambda",
         tokio::process::Command::from(sam_cmd),
         &w.log_dir,
-    );
+    )
+    .expect("start the process");
 
     let mut gw = tokio::process::Command::new(bin.join("gateway"));
     gw.current_dir(samlocal::workspace())
@@ -52,7 +53,7 @@ async fn an_order_reaches_a_websocket_client_with_the_functions_in_sam() {
             format!("http://127.0.0.1:{lambda_port}"),
         )
         .env("LOG_FORMAT", "text");
-    let _gateway = Proc::spawn("gateway", gw, &w.log_dir);
+    let _gateway = Proc::spawn("gateway", gw, &w.log_dir).expect("start the process");
 
     let mut c = tokio::process::Command::new(bin.join("connector"));
     c.current_dir(samlocal::workspace())
@@ -68,7 +69,7 @@ async fn an_order_reaches_a_websocket_client_with_the_functions_in_sam() {
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("LOG_FORMAT", "text");
-    let _connector = Proc::spawn("connector", c, &w.log_dir);
+    let _connector = Proc::spawn("connector", c, &w.log_dir).expect("start the process");
 
     wait_for_port(
         lambda_port,

@@ -124,7 +124,8 @@ async fn start_api_serves_real_http_requests() {
         "sam-start-api",
         tokio::process::Command::from(cmd),
         &w.log_dir,
-    );
+    )
+    .expect("start the process");
     wait_for_port(
         port,
         Duration::from_secs(120),
