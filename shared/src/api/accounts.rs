@@ -2,19 +2,22 @@
 //! customer signs up to an account).
 
 use super::idempotency;
+use super::oas;
 use super::request::json_body;
 use super::response::{commit, ApiResponse};
 use super::App;
-use crate::billing::accounts::{self, register_customer, NewAccount, NewUser};
+use crate::billing::accounts::{self, register_customer, Account, NewAccount, NewUser};
+use crate::billing::auth::User;
 use crate::billing::values::{text, Currency, Email, Password, Slug};
 use crate::platform::error::Result;
 use crate::store::Tx;
 use http::StatusCode;
 use lambda_http::Request;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateAccountInput {
     name: String,
@@ -28,7 +31,34 @@ struct CreateAccountInput {
     currency: Option<String>,
 }
 
+/// What `POST /api/v1/accounts` answers: the account and its first admin.
+#[derive(Serialize, ToSchema)]
+pub struct AccountCreated {
+    pub account: Account,
+    pub admin: User,
+}
+
 /// `POST /api/v1/accounts`: a new merchant account and its admin.
+///
+/// `slug` defaults to one made from `name`, `currency` to USD, `admin_name` to "Admin".
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts",
+    operation_id = "accounts-create",
+    tag = "accounts",
+    request_body = CreateAccountInput,
+    params(oas::IdempotencyKey),
+    responses(
+        (status = 201, description = "The account and its admin", body = AccountCreated),
+        (status = 400, response = oas::BadRequest),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn create(app: App, req: Request) -> Result<ApiResponse> {
     let input: CreateAccountInput = json_body(&req)?;
     let name = text("name", &input.name, 1, 200)?;
@@ -58,15 +88,10 @@ pub async fn create(app: App, req: Request) -> Result<ApiResponse> {
         return Ok(replay);
     }
     let (account, admin) = accounts::create(&mut tx, new).await?;
-    commit(
-        tx,
-        StatusCode::CREATED,
-        &serde_json::json!({ "account": account, "admin": admin }),
-    )
-    .await
+    commit(tx, StatusCode::CREATED, &AccountCreated { account, admin }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterInput {
     email: String,
@@ -76,6 +101,24 @@ struct RegisterInput {
 }
 
 /// `POST /api/v1/auth/register`: a customer signs up to an account (by its slug).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    operation_id = "auth-register",
+    tag = "auth",
+    request_body = RegisterInput,
+    params(oas::IdempotencyKey),
+    responses(
+        (status = 201, description = "The new customer", body = User),
+        (status = 400, response = oas::BadRequest),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn register(app: App, req: Request) -> Result<ApiResponse> {
     let input: RegisterInput = json_body(&req)?;
     let account = Slug::parse("account", &input.account)?;

@@ -1,26 +1,46 @@
 //! `POST /api/v1/auth/login`, `/auth/refresh`, `/auth/logout` and `GET /api/v1/auth/me`.
 
+use super::oas;
 use super::request::{authenticate, json_body};
 use super::response::{json, ApiResponse};
 use super::App;
-use crate::billing::auth::{self, Credentials};
+use crate::billing::auth::{self, Credentials, Me, TokenResponse};
 use crate::billing::values::{Email, Password};
 use crate::platform::error::{Error, Result};
 use http::StatusCode;
 use lambda_http::Request;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginInput {
     email: String,
     password: String,
+    /// The account's slug; needed only when the email is a user of several accounts.
     #[serde(default)]
     account: Option<String>,
 }
 
 /// `POST /api/v1/auth/login`. Not idempotency-keyed on purpose: it changes nothing, so
 /// a retry is already safe, and storing its response would persist a bearer token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    operation_id = "auth-login",
+    tag = "auth",
+    request_body = LoginInput,
+    responses(
+        (status = 200, description = "An access token and a refresh token", body = TokenResponse),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn login(app: App, req: Request) -> Result<ApiResponse> {
     let input: LoginInput = json_body(&req)?;
     if input.password.is_empty() || input.password.chars().count() > Password::MAX {
@@ -36,7 +56,7 @@ pub async fn login(app: App, req: Request) -> Result<ApiResponse> {
     json(StatusCode::OK, &token)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshInput {
     refresh_token: String,
@@ -44,6 +64,25 @@ struct RefreshInput {
 
 /// `POST /api/v1/auth/refresh` `{"refresh_token"}`: a new access token and a new
 /// refresh token; the presented one is spent.
+///
+/// Presenting a spent refresh token again is 401 and revokes every token of that login.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    operation_id = "auth-refresh",
+    tag = "auth",
+    request_body = RefreshInput,
+    responses(
+        (status = 200, description = "A new access token and refresh token", body = TokenResponse),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn refresh(app: App, req: Request) -> Result<ApiResponse> {
     let input: RefreshInput = json_body(&req)?;
     let token = refresh_token_input(&input)?;
@@ -55,12 +94,35 @@ pub async fn refresh(app: App, req: Request) -> Result<ApiResponse> {
 /// `POST /api/v1/auth/logout` `{"refresh_token"}`: ends that login: its refresh tokens
 /// stop working at once (access tokens already issued run out within their 15 min).
 /// Answers `{"logged_out":true}` whether or not the token was known: it reveals nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    operation_id = "auth-logout",
+    tag = "auth",
+    request_body = RefreshInput,
+    responses(
+        (status = 200, description = "That login's refresh tokens no longer work", body = LoggedOut),
+        (status = 400, response = oas::BadRequest),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn logout(app: App, req: Request) -> Result<ApiResponse> {
     let input: RefreshInput = json_body(&req)?;
     let token = refresh_token_input(&input)?;
     let db = app.db().await?;
     auth::logout(&db, token).await?;
-    json(StatusCode::OK, &serde_json::json!({ "logged_out": true }))
+    json(StatusCode::OK, &LoggedOut { logged_out: true })
+}
+
+/// What `POST /api/v1/auth/logout` answers.
+#[derive(Serialize, ToSchema)]
+pub struct LoggedOut {
+    /// Always true.
+    pub logged_out: bool,
 }
 
 fn refresh_token_input(input: &RefreshInput) -> Result<&str> {
@@ -74,6 +136,19 @@ fn refresh_token_input(input: &RefreshInput) -> Result<&str> {
 }
 
 /// `GET /api/v1/auth/me`: the caller and their account.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    operation_id = "auth-me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller and their account", body = Me),
+        (status = 401, response = oas::Unauthorized),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn me(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     let db = app.db().await?;

@@ -1,14 +1,33 @@
 //! `GET /api/v1/customers` (admins).
 
+use super::oas;
 use super::request::{authenticate, cursor, Query};
 use super::response::{json, ApiResponse};
 use super::App;
-use crate::billing::customers::{self};
+use crate::billing::customers::{self, Customer};
+use crate::billing::pagination::Page;
 use crate::platform::error::Result;
 use http::StatusCode;
 use lambda_http::Request;
 
-/// `GET /api/v1/customers?limit=&starting_after=` (admins).
+/// `GET /api/v1/customers?limit=&starting_after=` (admins): newest first, with their
+/// order count and spend.
+#[utoipa::path(
+    get,
+    path = "/api/v1/customers",
+    operation_id = "customers-list",
+    tag = "customers",
+    params(oas::PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of customers", body = Page<Customer>),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     who.require_admin()?;

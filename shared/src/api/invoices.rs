@@ -2,12 +2,14 @@
 //! mark-uncollectible`), `GET /api/v1/invoices` and `/invoices/{id}`.
 
 use super::idempotency;
+use super::oas;
 use super::request::{authenticate, cursor, json_body, optional_json_body, path_id, Query};
 use super::response::{commit, json, ApiResponse};
 use super::App;
 use crate::billing::invoices::{
-    self, totals, InvoiceStatus, NewInvoice, NewLine, Transition, MAX_LINES, MAX_QUANTITY,
+    self, totals, Invoice, InvoiceStatus, NewInvoice, NewLine, Transition, MAX_LINES, MAX_QUANTITY,
 };
+use crate::billing::pagination::Page;
 use crate::billing::values::{text, Amount, Currency};
 use crate::platform::error::{Error, Result};
 use crate::store::Tx;
@@ -15,18 +17,21 @@ use chrono::NaiveDate;
 use http::StatusCode;
 use lambda_http::Request;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = InvoiceLineInput)]
 struct LineInput {
     description: String,
     quantity: i64,
     unit_amount: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateInvoiceInput)]
 struct CreateInput {
     customer_id: Uuid,
     lines: Vec<LineInput>,
@@ -34,7 +39,9 @@ struct CreateInput {
     currency: Option<String>,
     #[serde(default)]
     memo: Option<String>,
+    /// A date like `2026-12-31`.
     #[serde(default)]
+    #[schema(format = Date)]
     due_date: Option<String>,
 }
 
@@ -87,6 +94,29 @@ fn parse(input: CreateInput) -> Result<NewInvoice> {
 }
 
 /// `POST /api/v1/invoices` (admins) -> 201 with a draft invoice.
+///
+/// Records `invoice_created`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/invoices",
+    operation_id = "invoices-create",
+    tag = "invoices",
+    request_body = CreateInput,
+    params(oas::IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "A draft invoice", body = Invoice),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 404, response = oas::NotFound),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn create(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     who.require_admin()?;
@@ -100,8 +130,9 @@ pub async fn create(app: App, req: Request) -> Result<ApiResponse> {
     commit(tx, StatusCode::CREATED, &invoice).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EmptyInput)]
 struct NoInput {}
 
 async fn transition(app: App, req: Request, t: Transition) -> Result<ApiResponse> {
@@ -118,27 +149,139 @@ async fn transition(app: App, req: Request, t: Transition) -> Result<ApiResponse
     commit(tx, StatusCode::OK, &invoice).await
 }
 
-/// `POST /api/v1/invoices/{id}/finalize`: draft -> open.
+/// `POST /api/v1/invoices/{id}/finalize` (admins): draft -> open.
+///
+/// Any other move is 409. Records `order_updated`. The body, if any, is `{}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/invoices/{id}/finalize",
+    operation_id = "invoices-finalize",
+    tag = "invoices",
+    request_body = Option<NoInput>,
+    params(oas::PathId, oas::IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The invoice in its new status", body = Invoice),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 404, response = oas::NotFound),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn finalize(app: App, req: Request) -> Result<ApiResponse> {
     transition(app, req, Transition::Finalize).await
 }
 
-/// `POST /api/v1/invoices/{id}/pay`: open or uncollectible -> paid.
+/// `POST /api/v1/invoices/{id}/pay` (admins): open or uncollectible -> paid.
+///
+/// Any other move is 409. Records `order_updated`. The body, if any, is `{}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/invoices/{id}/pay",
+    operation_id = "invoices-pay",
+    tag = "invoices",
+    request_body = Option<NoInput>,
+    params(oas::PathId, oas::IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The invoice in its new status", body = Invoice),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 404, response = oas::NotFound),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn pay(app: App, req: Request) -> Result<ApiResponse> {
     transition(app, req, Transition::Pay).await
 }
 
-/// `POST /api/v1/invoices/{id}/void`: open or uncollectible -> void.
+/// `POST /api/v1/invoices/{id}/void` (admins): open or uncollectible -> void.
+///
+/// Any other move is 409. Records `order_updated`. The body, if any, is `{}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/invoices/{id}/void",
+    operation_id = "invoices-void",
+    tag = "invoices",
+    request_body = Option<NoInput>,
+    params(oas::PathId, oas::IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The invoice in its new status", body = Invoice),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 404, response = oas::NotFound),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn void(app: App, req: Request) -> Result<ApiResponse> {
     transition(app, req, Transition::Void).await
 }
 
-/// `POST /api/v1/invoices/{id}/mark-uncollectible`: open -> uncollectible.
+/// `POST /api/v1/invoices/{id}/mark-uncollectible` (admins): open -> uncollectible.
+///
+/// Any other move is 409. Records `order_updated`. The body, if any, is `{}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/invoices/{id}/mark-uncollectible",
+    operation_id = "invoices-mark-uncollectible",
+    tag = "invoices",
+    request_body = Option<NoInput>,
+    params(oas::PathId, oas::IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The invoice in its new status", body = Invoice),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 404, response = oas::NotFound),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn mark_uncollectible(app: App, req: Request) -> Result<ApiResponse> {
     transition(app, req, Transition::MarkUncollectible).await
 }
 
-/// `GET /api/v1/invoices?status=&limit=&starting_after=`.
+/// `GET /api/v1/invoices?status=&limit=&starting_after=`: newest first; customers see
+/// their own.
+#[utoipa::path(
+    get,
+    path = "/api/v1/invoices",
+    operation_id = "invoices-list",
+    tag = "invoices",
+    params(oas::InvoicesQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of invoices", body = Page<Invoice>),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     let query = Query::new(&req, &["limit", "starting_after", "status"])?;
@@ -149,7 +292,22 @@ pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
     json(StatusCode::OK, &page)
 }
 
-/// `GET /api/v1/invoices/{id}`.
+/// `GET /api/v1/invoices/{id}`, with its lines.
+#[utoipa::path(
+    get,
+    path = "/api/v1/invoices/{id}",
+    operation_id = "invoices-get",
+    tag = "invoices",
+    params(oas::PathId),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The invoice", body = Invoice),
+        (status = 401, response = oas::Unauthorized),
+        (status = 404, response = oas::NotFound),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn get(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     let id = path_id(&req, "invoice")?;

@@ -1,7 +1,9 @@
 //! The edge: the only code that knows `lambda_http`. One module per resource turns API
 //! Gateway events into calls on the wings below and their results into responses;
 //! [`routes`] is the table of every route and the function serving it; [`response`] maps
-//! errors to statuses; [`lambda`] runs a handler as a function and logs once per request.
+//! errors to statuses; [`lambda`] runs a handler as a function and logs once per request;
+//! [`openapi`] is the OpenAPI 3.1 description generated from the handlers' annotations
+//! (the HTTP pieces they cite are in [`oas`]).
 
 pub mod accounts;
 mod app;
@@ -12,6 +14,8 @@ pub mod idempotency;
 pub mod invoices;
 pub mod lambda;
 mod log;
+pub mod oas;
+pub mod openapi;
 pub mod payments;
 pub mod plans;
 pub mod request;

@@ -2,29 +2,57 @@
 //! `GET /api/v1/payments` and `/payments/{id}`.
 
 use super::idempotency;
+use super::oas;
 use super::request::{authenticate, cursor, json_body, optional_json_body, path_id, Query};
 use super::response::{commit, json, ApiResponse};
 use super::App;
-use crate::billing::payments::{self, parse_method, Actor, NewIntent, PaymentStatus};
+use crate::billing::pagination::Page;
+use crate::billing::payments::{self, parse_method, Actor, NewIntent, Payment, PaymentStatus};
 use crate::billing::values::BillingCycle;
 use crate::platform::error::Result;
 use crate::store::Tx;
 use http::StatusCode;
 use lambda_http::Request;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IntentInput {
     plan_id: Uuid,
     billing_cycle: BillingCycle,
+    /// A test method: `card`, `pm_card_visa`, `pm_card_chargeDeclined`, ...
     payment_method: String,
+    /// Admins: the customer the payment is for (required). Customers: themselves, if given.
     #[serde(default)]
     customer_id: Option<Uuid>,
 }
 
 /// `POST /api/v1/payments/intent` -> 201 with a payment that requires confirmation.
+///
+/// Records `order_created`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/intent",
+    operation_id = "payments-intent",
+    tag = "payments",
+    request_body = IntentInput,
+    params(oas::IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "A payment that requires confirmation", body = Payment),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 404, response = oas::NotFound),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn create_intent(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     let input: IntentInput = json_body(&req)?;
@@ -43,14 +71,39 @@ pub async fn create_intent(app: App, req: Request) -> Result<ApiResponse> {
     commit(tx, StatusCode::CREATED, &payment).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConfirmInput {
     #[serde(default)]
     payment_method: Option<String>,
 }
 
-/// `POST /api/v1/payments/{id}/confirm`.
+/// `POST /api/v1/payments/{id}/confirm` (the payment's customer, or an admin).
+///
+/// A declined card is not an error: the answer is 200 with a `failed` payment. Records
+/// `payment_received` or `order_updated`. The body is optional.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/{id}/confirm",
+    operation_id = "payments-confirm",
+    tag = "payments",
+    request_body = Option<ConfirmInput>,
+    params(oas::PathId, oas::IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The payment, succeeded or failed", body = Payment),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 404, response = oas::NotFound),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn confirm(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     let id = path_id(&req, "payment")?;
@@ -69,11 +122,36 @@ pub async fn confirm(app: App, req: Request) -> Result<ApiResponse> {
     commit(tx, StatusCode::OK, &payment).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EmptyInput)]
 struct RefundInput {}
 
-/// `POST /api/v1/payments/{id}/refund` (admins).
+/// `POST /api/v1/payments/{id}/refund` (admins): succeeded -> refunded.
+///
+/// Records `order_updated`. The body, if any, is `{}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/{id}/refund",
+    operation_id = "payments-refund",
+    tag = "payments",
+    request_body = Option<RefundInput>,
+    params(oas::PathId, oas::IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The refunded payment", body = Payment),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 404, response = oas::NotFound),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn refund(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     who.require_admin()?;
@@ -88,7 +166,23 @@ pub async fn refund(app: App, req: Request) -> Result<ApiResponse> {
     commit(tx, StatusCode::OK, &payment).await
 }
 
-/// `GET /api/v1/payments?limit=&starting_after=&status=`.
+/// `GET /api/v1/payments?limit=&starting_after=&status=`: newest first; customers see
+/// their own.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payments",
+    operation_id = "payments-list",
+    tag = "payments",
+    params(oas::PaymentsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of payments", body = Page<Payment>),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     let query = Query::new(&req, &["limit", "starting_after", "status"])?;
@@ -100,6 +194,21 @@ pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
 }
 
 /// `GET /api/v1/payments/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payments/{id}",
+    operation_id = "payments-get",
+    tag = "payments",
+    params(oas::PathId),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The payment", body = Payment),
+        (status = 401, response = oas::Unauthorized),
+        (status = 404, response = oas::NotFound),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn get(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     let id = path_id(&req, "payment")?;

@@ -1,29 +1,52 @@
 //! `GET /api/v1/plans`, `POST /api/v1/plans`, `PATCH /api/v1/plans/{id}`.
 
 use super::idempotency;
+use super::oas;
 use super::request::{authenticate, json_body, path_id, Query};
 use super::response::{commit, json, ApiResponse};
 use super::App;
-use crate::billing::plans::{self, NewPlan, PlanChanges};
+use crate::billing::plans::{self, NewPlan, Plan, PlanChanges};
 use crate::billing::values::{text, Amount, Currency};
 use crate::platform::error::{Error, Result};
 use crate::store::Tx;
 use http::StatusCode;
 use lambda_http::Request;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// `GET /api/v1/plans`.
+/// `GET /api/v1/plans`: admins see every plan, customers the active ones.
+#[utoipa::path(
+    get,
+    path = "/api/v1/plans",
+    operation_id = "plans-list",
+    tag = "plans",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The plans", body = PlanList),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     Query::new(&req, &[])?;
     let db = app.db().await?;
     let plans = plans::list(&db, &who).await?;
-    json(StatusCode::OK, &serde_json::json!({ "data": plans }))
+    json(StatusCode::OK, &PlanList { data: plans })
 }
 
-#[derive(Deserialize)]
+/// What `GET /api/v1/plans` answers: every plan at once (there is no paging).
+#[derive(Serialize, ToSchema)]
+pub struct PlanList {
+    pub data: Vec<Plan>,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreatePlanInput)]
 struct CreateInput {
     name: String,
     #[serde(default)]
@@ -33,7 +56,28 @@ struct CreateInput {
     currency: String,
 }
 
-/// `POST /api/v1/plans` (admins).
+/// `POST /api/v1/plans` (admins). Prices are minor units in `currency`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/plans",
+    operation_id = "plans-create",
+    tag = "plans",
+    request_body = CreateInput,
+    params(oas::IdempotencyKey),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new plan", body = Plan),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn create(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     who.require_admin()?;
@@ -60,8 +104,9 @@ pub async fn create(app: App, req: Request) -> Result<ApiResponse> {
     commit(tx, StatusCode::CREATED, &plan).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UpdatePlanInput)]
 struct UpdateInput {
     name: Option<String>,
     description: Option<String>,
@@ -71,6 +116,30 @@ struct UpdateInput {
 }
 
 /// `PATCH /api/v1/plans/{id}` (admins). The currency is fixed once a plan exists.
+///
+/// Pass at least one field; the others keep their values.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/plans/{id}",
+    operation_id = "plans-update",
+    tag = "plans",
+    request_body = UpdateInput,
+    params(oas::PathId),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The plan as changed", body = Plan),
+        (status = 400, response = oas::BadRequest),
+        (status = 401, response = oas::Unauthorized),
+        (status = 403, response = oas::Forbidden),
+        (status = 404, response = oas::NotFound),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn update(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     who.require_admin()?;

@@ -6,7 +6,8 @@
 use super::response::ApiResponse;
 use super::websocket::WebSocketRequest;
 use super::{
-    accounts, auth, customers, events, invoices, payments, plans, stats, webhooks, websocket, App,
+    accounts, auth, customers, events, invoices, openapi, payments, plans, stats, webhooks,
+    websocket, App,
 };
 use crate::platform::config::{Config, ConfigError};
 use crate::platform::error::Result;
@@ -179,6 +180,7 @@ pub static ROUTES: &[Route] = &[
         "/api/v1/dashboard/stats",
         stats::dashboard
     ),
+    route!("openapi", "GET", "/api/v1/openapi.json", openapi::document),
 ];
 
 pub static WEBSOCKET_ROUTES: &[WebSocketRoute] = &[

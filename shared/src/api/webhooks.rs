@@ -1,17 +1,47 @@
 //! `POST /api/v1/payments/webhook`: the payment provider's signed deliveries.
 
 use super::idempotency;
+use super::oas;
 use super::request::{body_bytes, json_body};
 use super::response::{commit, json, ApiResponse};
 use super::App;
+use crate::billing::payments::Payment;
 use crate::billing::webhooks::{self, ProviderEvent, SIGNATURE_HEADER};
 use crate::platform::error::{Error, Result};
 use crate::store::Tx;
 use http::StatusCode;
 use lambda_http::Request;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Verifies the signature, then settles the payment the event names exactly as
 /// `POST /payments/{id}/confirm` would; a redelivered event changes nothing.
+///
+/// Signed by the provider, not by a user: `Billwire-Signature: t=<unix>,v1=<hex HMAC-SHA256
+/// of "t.body">`, 300 s tolerance. Event types other than `payment_intent.succeeded` and
+/// `payment_intent.payment_failed` are acknowledged with `handled: false`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/webhook",
+    operation_id = "payments-webhook",
+    tag = "payments",
+    request_body = ProviderEvent,
+    params(
+        ("Billwire-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">"),
+        oas::IdempotencyKey,
+    ),
+    responses(
+        (status = 200, description = "The delivery was received", body = WebhookReceipt),
+        (status = 400, response = oas::BadRequest),
+        (status = 404, response = oas::NotFound),
+        (status = 409, response = oas::Conflict),
+        (status = 413, response = oas::PayloadTooLarge),
+        (status = 415, response = oas::UnsupportedMediaType),
+        (status = 422, response = oas::UnprocessableEntity),
+        (status = 500, response = oas::InternalError),
+        (status = 503, response = oas::Unavailable),
+    )
+)]
 pub async fn receive(app: App, req: Request) -> Result<ApiResponse> {
     let secret = app
         .config
@@ -37,7 +67,12 @@ pub async fn receive(app: App, req: Request) -> Result<ApiResponse> {
     let Some((event_id, payment_id, outcome)) = event.outcome()? else {
         return json(
             StatusCode::OK,
-            &serde_json::json!({ "received": true, "handled": false }),
+            &WebhookReceipt {
+                received: true,
+                handled: false,
+                duplicate: None,
+                payment: None,
+            },
         );
     };
     let mut db = app.db().await?;
@@ -49,12 +84,27 @@ pub async fn receive(app: App, req: Request) -> Result<ApiResponse> {
     commit(
         tx,
         StatusCode::OK,
-        &serde_json::json!({
-            "received": true,
-            "handled": true,
-            "duplicate": applied.duplicate,
-            "payment": applied.payment,
-        }),
+        &WebhookReceipt {
+            received: true,
+            handled: true,
+            duplicate: Some(applied.duplicate),
+            payment: Some(applied.payment),
+        },
     )
     .await
+}
+
+/// What `POST /api/v1/payments/webhook` answers.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookReceipt {
+    /// Always true.
+    pub received: bool,
+    /// Whether the event type is one Billwire acts on.
+    pub handled: bool,
+    /// When handled: the provider sent this event before, and nothing changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+    /// When handled: the payment as it is now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment: Option<Payment>,
 }

@@ -13,9 +13,10 @@ use deadpool_postgres::GenericClient;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Sees and manages the whole account.
@@ -209,7 +210,7 @@ fn decoy_hash() -> &'static str {
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub account_id: Uuid,
@@ -235,7 +236,7 @@ impl User {
 }
 
 /// The account a user belongs to, as `me` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccountSummary {
     pub id: Uuid,
     pub name: String,
@@ -244,7 +245,7 @@ pub struct AccountSummary {
 }
 
 /// A user with their account: what `GET /api/v1/auth/me` answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
     #[serde(flatten)]
     pub user: User,
@@ -322,7 +323,7 @@ pub async fn login(
     session(tokens, db, &who, Uuid::now_v7()).await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,

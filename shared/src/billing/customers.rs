@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Customer {
     pub id: Uuid,
     pub name: String,
@@ -18,6 +19,7 @@ pub struct Customer {
     /// Payments of any status.
     pub order_count: i64,
     /// Succeeded (not refunded) payments, per currency: `{"USD": 12900}`.
+    #[schema(value_type = HashMap<String, i64>)]
     pub total_spent: Value,
 }
 

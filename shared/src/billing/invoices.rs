@@ -20,9 +20,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {
     Draft,
@@ -88,7 +89,7 @@ impl Transition {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Line {
     pub description: String,
     pub quantity: i64,
@@ -96,7 +97,7 @@ pub struct Line {
     pub amount: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Invoice {
     pub id: Uuid,
     #[serde(skip)]
@@ -106,15 +107,21 @@ pub struct Invoice {
     pub currency: String,
     pub subtotal: i64,
     pub total: i64,
+    #[schema(required = true)]
     pub memo: Option<String>,
+    #[schema(required = true)]
     pub due_date: Option<NaiveDate>,
     pub customer: CustomerRef,
+    /// Present when one invoice is shown, absent in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lines: Option<Vec<Line>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub finalized_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub paid_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub voided_at: Option<DateTime<Utc>>,
 }
 

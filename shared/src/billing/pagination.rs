@@ -6,10 +6,11 @@ use super::auth::Principal;
 use crate::platform::error::{Error, Result};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A page of a list: pass the last item's id as `starting_after` to get the next one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub has_more: bool,

@@ -17,9 +17,10 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     RequiresConfirmation,
@@ -61,14 +62,14 @@ impl PaymentStatus {
 }
 
 /// The customer a payment or invoice belongs to, as shown with it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CustomerRef {
     pub id: Uuid,
     pub name: String,
     pub email: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Payment {
     pub id: Uuid,
     #[serde(skip)]
@@ -80,7 +81,10 @@ pub struct Payment {
     pub plan_name: String,
     pub billing_cycle: BillingCycle,
     pub payment_method: String,
+    /// Why it failed: null unless `failed`.
+    #[schema(required = true)]
     pub failure_code: Option<String>,
+    #[schema(required = true)]
     pub failure_message: Option<String>,
     pub customer: CustomerRef,
     pub created_at: DateTime<Utc>,

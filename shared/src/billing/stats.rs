@@ -12,8 +12,9 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio_postgres::IsolationLevel;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Stats {
     /// The account's currency; revenue figures are in it (minor units).
     pub currency: String,
@@ -23,7 +24,11 @@ pub struct Stats {
     pub payments_24h: i64,
     pub revenue_24h: i64,
     pub total_customers: i64,
+    /// Payment count per status (statuses without payments are absent).
+    #[schema(value_type = HashMap<String, i64>)]
     pub payments_by_status: Map<String, Value>,
+    /// Invoice count per status (statuses without invoices are absent).
+    #[schema(value_type = HashMap<String, i64>)]
     pub invoices_by_status: Map<String, Value>,
     /// Total of open invoices, in `currency`.
     pub outstanding_invoices: i64,
@@ -32,7 +37,7 @@ pub struct Stats {
     pub as_of_event: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DayPoint {
     pub date: NaiveDate,
     pub orders: i64,

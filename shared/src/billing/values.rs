@@ -4,6 +4,7 @@
 use crate::platform::error::Error;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use utoipa::ToSchema;
 
 /// The largest amount, in minor units, that any single price, line or total may have
 /// (just under 10 billion in a two-decimal currency). Sums are checked against it, so
@@ -144,7 +145,7 @@ impl Amount {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BillingCycle {
     Monthly,

@@ -16,6 +16,7 @@ use crate::store::Tx;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub const SIGNATURE_HEADER: &str = "billwire-signature";
@@ -73,8 +74,8 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<()> 
     }
 }
 
-/// A delivery as the provider sends it.
-#[derive(Deserialize)]
+/// A delivery as the provider sends it (other fields are ignored).
+#[derive(Deserialize, ToSchema)]
 pub struct ProviderEvent {
     id: String,
     #[serde(rename = "type")]
@@ -82,19 +83,19 @@ pub struct ProviderEvent {
     data: ProviderData,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ProviderData {
     object: ProviderObject,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ProviderObject {
     id: Uuid,
     #[serde(default)]
     last_payment_error: Option<ProviderError>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ProviderError {
     #[serde(default)]
     code: Option<String>,

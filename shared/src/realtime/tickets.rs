@@ -6,10 +6,11 @@ use crate::billing::auth::{self, Principal, Role};
 use crate::platform::error::Result;
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub const TICKET_TTL_SECONDS: i64 = 60;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Ticket {
     pub ticket: String,
     pub expires_in: i64,

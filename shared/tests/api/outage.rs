@@ -49,17 +49,17 @@ async fn a_database_outage_during_a_list_is_a_503_not_a_400() {
     };
     for (path, after) in &lists {
         // The pool now holds a session that looks healthy.
-        list(path, after).send(&app).await.assert_status(200);
+        send_to(&app, list(path, after)).await.assert_status(200);
         proxy.set(Mode::ResetOnSend);
         // The first statement on that session (the `starting_after` lookup) fails.
-        let reply = list(path, after).send(&app).await;
+        let reply = send_to(&app, list(path, after)).await;
         reply.assert_error(503, "database_unavailable");
         proxy.set(Mode::Pass);
         // New sessions work again: nothing was wrong with the request.
-        let mut healed = list(path, after).send(&app).await;
+        let mut healed = send_to(&app, list(path, after)).await;
         if healed.status == 503 {
             // The pool may hand out the session the outage broke once more.
-            healed = list(path, after).send(&app).await;
+            healed = send_to(&app, list(path, after)).await;
         }
         healed.assert_status(200);
     }

@@ -57,9 +57,10 @@ impl World {
         &self.db.app
     }
 
-    /// Sends `event` to the function `api::routes` names for its method and route.
+    /// Sends `event` to the function `api::routes` names for its method and route, and
+    /// checks the reply against the OpenAPI document (`crate::openapi::check`).
     pub async fn send(&self, event: HttpEvent) -> Reply {
-        event.send(self.app()).await
+        send_to(self.app(), event).await
     }
 
     /// A new merchant account with its admin, through `POST /api/v1/accounts`.
@@ -216,6 +217,14 @@ impl World {
         reply.assert_status(200);
         reply.body["data"].as_array().cloned().unwrap_or_default()
     }
+}
+
+/// Sends `event` to `app` (one built for the test, e.g. behind a fault proxy), and checks
+/// the reply against the OpenAPI document like [`World::send`].
+pub async fn send_to(app: &App, event: HttpEvent) -> Reply {
+    let reply = event.send(app).await;
+    crate::openapi::check(&event, &reply);
+    reply
 }
 
 pub fn uuid(v: &Value) -> Uuid {
