@@ -70,7 +70,7 @@ pub fn write() -> Result<(), String> {
             && !matches!(route.function, "invoices-list" | "invoices-get");
         event = match route.function {
             "accounts-create" | "auth-register" | "auth-login" | "auth-refresh" | "auth-logout"
-            | "payments-webhook" => event,
+            | "payments-webhook" | "openapi" => event,
             _ if admin_only => event.bearer(&admin),
             _ => event.bearer(&customer),
         };
