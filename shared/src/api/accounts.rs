@@ -2,7 +2,7 @@
 //! customer signs up to an account).
 
 use super::idempotency;
-use super::oas;
+use super::openapi_parts;
 use super::request::json_body;
 use super::response::{commit, ApiResponse};
 use super::App;
@@ -47,16 +47,16 @@ pub struct AccountCreated {
     operation_id = "accounts-create",
     tag = "accounts",
     request_body = CreateAccountInput,
-    params(oas::IdempotencyKey),
+    params(openapi_parts::IdempotencyKey),
     responses(
         (status = 201, description = "The account and its admin", body = AccountCreated),
-        (status = 400, response = oas::BadRequest),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn create(app: App, req: Request) -> Result<ApiResponse> {
@@ -107,16 +107,16 @@ struct RegisterInput {
     operation_id = "auth-register",
     tag = "auth",
     request_body = RegisterInput,
-    params(oas::IdempotencyKey),
+    params(openapi_parts::IdempotencyKey),
     responses(
         (status = 201, description = "The new customer", body = User),
-        (status = 400, response = oas::BadRequest),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn register(app: App, req: Request) -> Result<ApiResponse> {

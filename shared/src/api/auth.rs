@@ -1,6 +1,6 @@
 //! `POST /api/v1/auth/login`, `/auth/refresh`, `/auth/logout` and `GET /api/v1/auth/me`.
 
-use super::oas;
+use super::openapi_parts;
 use super::request::{authenticate, json_body};
 use super::response::{json, ApiResponse};
 use super::App;
@@ -32,13 +32,13 @@ struct LoginInput {
     request_body = LoginInput,
     responses(
         (status = 200, description = "An access token and a refresh token", body = TokenResponse),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn login(app: App, req: Request) -> Result<ApiResponse> {
@@ -74,13 +74,13 @@ struct RefreshInput {
     request_body = RefreshInput,
     responses(
         (status = 200, description = "A new access token and refresh token", body = TokenResponse),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn refresh(app: App, req: Request) -> Result<ApiResponse> {
@@ -102,12 +102,12 @@ pub async fn refresh(app: App, req: Request) -> Result<ApiResponse> {
     request_body = RefreshInput,
     responses(
         (status = 200, description = "That login's refresh tokens no longer work", body = LoggedOut),
-        (status = 400, response = oas::BadRequest),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn logout(app: App, req: Request) -> Result<ApiResponse> {
@@ -144,9 +144,9 @@ fn refresh_token_input(input: &RefreshInput) -> Result<&str> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller and their account", body = Me),
-        (status = 401, response = oas::Unauthorized),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn me(app: App, req: Request) -> Result<ApiResponse> {

@@ -1,6 +1,6 @@
 //! `GET /api/v1/customers` (admins).
 
-use super::oas;
+use super::openapi_parts;
 use super::request::{authenticate, cursor, Query};
 use super::response::{json, ApiResponse};
 use super::App;
@@ -17,15 +17,15 @@ use lambda_http::Request;
     path = "/api/v1/customers",
     operation_id = "customers-list",
     tag = "customers",
-    params(oas::PageQuery),
+    params(openapi_parts::PageQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of customers", body = Page<Customer>),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn list(app: App, req: Request) -> Result<ApiResponse> {

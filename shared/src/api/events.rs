@@ -2,7 +2,7 @@
 //! to open a WebSocket).
 
 use super::idempotency;
-use super::oas;
+use super::openapi_parts;
 use super::request::{authenticate, optional_json_body, Query};
 use super::response::{commit, json, ApiResponse};
 use super::App;
@@ -23,14 +23,14 @@ use utoipa::ToSchema;
     path = "/api/v1/events",
     operation_id = "events-list",
     tag = "events",
-    params(oas::EventsQuery),
+    params(openapi_parts::EventsQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the event log", body = EventPage),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
@@ -93,17 +93,17 @@ struct NoInput {}
     operation_id = "events-ticket",
     tag = "events",
     request_body = Option<NoInput>,
-    params(oas::IdempotencyKey),
+    params(openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "A ticket", body = Ticket),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn ticket(app: App, req: Request) -> Result<ApiResponse> {

@@ -2,7 +2,7 @@
 //! mark-uncollectible`), `GET /api/v1/invoices` and `/invoices/{id}`.
 
 use super::idempotency;
-use super::oas;
+use super::openapi_parts;
 use super::request::{authenticate, cursor, json_body, optional_json_body, path_id, Query};
 use super::response::{commit, json, ApiResponse};
 use super::App;
@@ -102,19 +102,19 @@ fn parse(input: CreateInput) -> Result<NewInvoice> {
     operation_id = "invoices-create",
     tag = "invoices",
     request_body = CreateInput,
-    params(oas::IdempotencyKey),
+    params(openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "A draft invoice", body = Invoice),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 404, response = oas::NotFound),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn create(app: App, req: Request) -> Result<ApiResponse> {
@@ -158,20 +158,20 @@ async fn transition(app: App, req: Request, t: Transition) -> Result<ApiResponse
     operation_id = "invoices-finalize",
     tag = "invoices",
     request_body = Option<NoInput>,
-    params(oas::PathId, oas::IdempotencyKey),
+    params(openapi_parts::PathId, openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The invoice in its new status", body = Invoice),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 404, response = oas::NotFound),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn finalize(app: App, req: Request) -> Result<ApiResponse> {
@@ -187,20 +187,20 @@ pub async fn finalize(app: App, req: Request) -> Result<ApiResponse> {
     operation_id = "invoices-pay",
     tag = "invoices",
     request_body = Option<NoInput>,
-    params(oas::PathId, oas::IdempotencyKey),
+    params(openapi_parts::PathId, openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The invoice in its new status", body = Invoice),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 404, response = oas::NotFound),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn pay(app: App, req: Request) -> Result<ApiResponse> {
@@ -216,20 +216,20 @@ pub async fn pay(app: App, req: Request) -> Result<ApiResponse> {
     operation_id = "invoices-void",
     tag = "invoices",
     request_body = Option<NoInput>,
-    params(oas::PathId, oas::IdempotencyKey),
+    params(openapi_parts::PathId, openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The invoice in its new status", body = Invoice),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 404, response = oas::NotFound),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn void(app: App, req: Request) -> Result<ApiResponse> {
@@ -245,20 +245,20 @@ pub async fn void(app: App, req: Request) -> Result<ApiResponse> {
     operation_id = "invoices-mark-uncollectible",
     tag = "invoices",
     request_body = Option<NoInput>,
-    params(oas::PathId, oas::IdempotencyKey),
+    params(openapi_parts::PathId, openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The invoice in its new status", body = Invoice),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 404, response = oas::NotFound),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn mark_uncollectible(app: App, req: Request) -> Result<ApiResponse> {
@@ -272,14 +272,14 @@ pub async fn mark_uncollectible(app: App, req: Request) -> Result<ApiResponse> {
     path = "/api/v1/invoices",
     operation_id = "invoices-list",
     tag = "invoices",
-    params(oas::InvoicesQuery),
+    params(openapi_parts::InvoicesQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of invoices", body = Page<Invoice>),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
@@ -298,14 +298,14 @@ pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
     path = "/api/v1/invoices/{id}",
     operation_id = "invoices-get",
     tag = "invoices",
-    params(oas::PathId),
+    params(openapi_parts::PathId),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The invoice", body = Invoice),
-        (status = 401, response = oas::Unauthorized),
-        (status = 404, response = oas::NotFound),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn get(app: App, req: Request) -> Result<ApiResponse> {

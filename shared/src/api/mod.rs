@@ -3,7 +3,7 @@
 //! [`routes`] is the table of every route and the function serving it; [`response`] maps
 //! errors to statuses; [`lambda`] runs a handler as a function and logs once per request;
 //! [`openapi`] is the OpenAPI 3.1 description generated from the handlers' annotations
-//! (the HTTP pieces they cite are in [`oas`]).
+//! (the HTTP pieces they cite are in [`openapi_parts`]).
 
 pub mod accounts;
 mod app;
@@ -14,8 +14,8 @@ pub mod idempotency;
 pub mod invoices;
 pub mod lambda;
 mod log;
-pub mod oas;
 pub mod openapi;
+pub mod openapi_parts;
 pub mod payments;
 pub mod plans;
 pub mod request;

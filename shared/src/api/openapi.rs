@@ -5,9 +5,9 @@
 //! so it cannot drift from what the API really does.
 //!
 //! The data types describe themselves; the HTTP pieces the annotations cite (error
-//! responses, parameters) are in `api::oas`.
+//! responses, parameters) are in `api::openapi_parts`.
 
-use super::oas::{
+use super::openapi_parts::{
     BadRequest, Conflict, ErrorBody, Forbidden, InternalError, NotFound, PayloadTooLarge,
     Unauthorized, Unavailable, UnprocessableEntity, UnsupportedMediaType, BEARER,
 };

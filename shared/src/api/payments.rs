@@ -2,7 +2,7 @@
 //! `GET /api/v1/payments` and `/payments/{id}`.
 
 use super::idempotency;
-use super::oas;
+use super::openapi_parts;
 use super::request::{authenticate, cursor, json_body, optional_json_body, path_id, Query};
 use super::response::{commit, json, ApiResponse};
 use super::App;
@@ -38,19 +38,19 @@ struct IntentInput {
     operation_id = "payments-intent",
     tag = "payments",
     request_body = IntentInput,
-    params(oas::IdempotencyKey),
+    params(openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "A payment that requires confirmation", body = Payment),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 404, response = oas::NotFound),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn create_intent(app: App, req: Request) -> Result<ApiResponse> {
@@ -88,20 +88,20 @@ struct ConfirmInput {
     operation_id = "payments-confirm",
     tag = "payments",
     request_body = Option<ConfirmInput>,
-    params(oas::PathId, oas::IdempotencyKey),
+    params(openapi_parts::PathId, openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The payment, succeeded or failed", body = Payment),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 404, response = oas::NotFound),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn confirm(app: App, req: Request) -> Result<ApiResponse> {
@@ -136,20 +136,20 @@ struct RefundInput {}
     operation_id = "payments-refund",
     tag = "payments",
     request_body = Option<RefundInput>,
-    params(oas::PathId, oas::IdempotencyKey),
+    params(openapi_parts::PathId, openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The refunded payment", body = Payment),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 404, response = oas::NotFound),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn refund(app: App, req: Request) -> Result<ApiResponse> {
@@ -173,14 +173,14 @@ pub async fn refund(app: App, req: Request) -> Result<ApiResponse> {
     path = "/api/v1/payments",
     operation_id = "payments-list",
     tag = "payments",
-    params(oas::PaymentsQuery),
+    params(openapi_parts::PaymentsQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of payments", body = Page<Payment>),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
@@ -199,14 +199,14 @@ pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
     path = "/api/v1/payments/{id}",
     operation_id = "payments-get",
     tag = "payments",
-    params(oas::PathId),
+    params(openapi_parts::PathId),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The payment", body = Payment),
-        (status = 401, response = oas::Unauthorized),
-        (status = 404, response = oas::NotFound),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn get(app: App, req: Request) -> Result<ApiResponse> {

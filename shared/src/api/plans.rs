@@ -1,7 +1,7 @@
 //! `GET /api/v1/plans`, `POST /api/v1/plans`, `PATCH /api/v1/plans/{id}`.
 
 use super::idempotency;
-use super::oas;
+use super::openapi_parts;
 use super::request::{authenticate, json_body, path_id, Query};
 use super::response::{commit, json, ApiResponse};
 use super::App;
@@ -24,10 +24,10 @@ use uuid::Uuid;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The plans", body = PlanList),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn list(app: App, req: Request) -> Result<ApiResponse> {
@@ -63,19 +63,19 @@ struct CreateInput {
     operation_id = "plans-create",
     tag = "plans",
     request_body = CreateInput,
-    params(oas::IdempotencyKey),
+    params(openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The new plan", body = Plan),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn create(app: App, req: Request) -> Result<ApiResponse> {
@@ -124,20 +124,20 @@ struct UpdateInput {
     operation_id = "plans-update",
     tag = "plans",
     request_body = UpdateInput,
-    params(oas::PathId),
+    params(openapi_parts::PathId),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The plan as changed", body = Plan),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 403, response = oas::Forbidden),
-        (status = 404, response = oas::NotFound),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 403, response = openapi_parts::Forbidden),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn update(app: App, req: Request) -> Result<ApiResponse> {

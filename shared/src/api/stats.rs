@@ -1,6 +1,6 @@
 //! `GET /api/v1/dashboard/stats`.
 
-use super::oas;
+use super::openapi_parts;
 use super::request::{authenticate, Query};
 use super::response::{json, ApiResponse};
 use super::App;
@@ -19,10 +19,10 @@ use lambda_http::Request;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The dashboard's figures", body = Stats),
-        (status = 400, response = oas::BadRequest),
-        (status = 401, response = oas::Unauthorized),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 401, response = openapi_parts::Unauthorized),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn dashboard(app: App, req: Request) -> Result<ApiResponse> {

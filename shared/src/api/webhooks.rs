@@ -1,7 +1,7 @@
 //! `POST /api/v1/payments/webhook`: the payment provider's signed deliveries.
 
 use super::idempotency;
-use super::oas;
+use super::openapi_parts;
 use super::request::{body_bytes, json_body};
 use super::response::{commit, json, ApiResponse};
 use super::App;
@@ -28,18 +28,18 @@ use utoipa::ToSchema;
     request_body = ProviderEvent,
     params(
         ("Billwire-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">"),
-        oas::IdempotencyKey,
+        openapi_parts::IdempotencyKey,
     ),
     responses(
         (status = 200, description = "The delivery was received", body = WebhookReceipt),
-        (status = 400, response = oas::BadRequest),
-        (status = 404, response = oas::NotFound),
-        (status = 409, response = oas::Conflict),
-        (status = 413, response = oas::PayloadTooLarge),
-        (status = 415, response = oas::UnsupportedMediaType),
-        (status = 422, response = oas::UnprocessableEntity),
-        (status = 500, response = oas::InternalError),
-        (status = 503, response = oas::Unavailable),
+        (status = 400, response = openapi_parts::BadRequest),
+        (status = 404, response = openapi_parts::NotFound),
+        (status = 409, response = openapi_parts::Conflict),
+        (status = 413, response = openapi_parts::PayloadTooLarge),
+        (status = 415, response = openapi_parts::UnsupportedMediaType),
+        (status = 422, response = openapi_parts::UnprocessableEntity),
+        (status = 500, response = openapi_parts::InternalError),
+        (status = 503, response = openapi_parts::Unavailable),
     )
 )]
 pub async fn receive(app: App, req: Request) -> Result<ApiResponse> {

@@ -353,7 +353,7 @@ fn every_reference_resolves_and_every_error_is_the_error_schema() {
 
 #[test]
 fn idempotent_posts_document_the_key_and_only_public_routes_lack_the_bearer() {
-    let bearer = &document()["components"]["securitySchemes"][shared::api::oas::BEARER];
+    let bearer = &document()["components"]["securitySchemes"][shared::api::openapi_parts::BEARER];
     assert_eq!(bearer["type"], "http");
     assert_eq!(bearer["scheme"], "bearer");
     assert_eq!(bearer["bearerFormat"], "JWT");
@@ -379,7 +379,7 @@ fn idempotent_posts_document_the_key_and_only_public_routes_lack_the_bearer() {
         } else {
             assert_eq!(
                 security(operation),
-                Some(&json!([{ shared::api::oas::BEARER: [] }])),
+                Some(&json!([{ shared::api::openapi_parts::BEARER: [] }])),
                 "{what} needs a bearer token"
             );
             assert!(
