@@ -1,7 +1,6 @@
 //! `GET /api/v1/events` (the durable event log) and `POST /api/v1/events/ticket` (a ticket
 //! to open a WebSocket).
 
-use super::idempotency;
 use super::openapi_parts;
 use super::request::{authenticate, optional_json_body, Query};
 use super::response::{commit, json, ApiResponse};
@@ -86,14 +85,15 @@ struct NoInput {}
 
 /// `POST /api/v1/events/ticket`: a single-use ticket to open a WebSocket, valid 60 s.
 ///
-/// Connect with `?ticket=<ticket>`. The body, if any, is `{}`.
+/// Connect with `?ticket=<ticket>`. The body, if any, is `{}`. Not idempotency-keyed on
+/// purpose: the response is a credential, and storing it for a replay would keep a usable
+/// ticket in plain text for a day; a retry simply gets a new ticket.
 #[utoipa::path(
     post,
     path = "/api/v1/events/ticket",
     operation_id = "events-ticket",
     tag = "events",
     request_body = Option<NoInput>,
-    params(openapi_parts::IdempotencyKey),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "A ticket", body = Ticket),
@@ -110,10 +110,7 @@ pub async fn ticket(app: App, req: Request) -> Result<ApiResponse> {
     let who = authenticate(&app, &req)?;
     let _: NoInput = optional_json_body(&req)?;
     let mut db = app.db().await?;
-    let mut tx = Tx::begin(&mut db).await?;
-    if let Some(replay) = idempotency::begin(&mut tx, &req, Some(&who)).await? {
-        return Ok(replay);
-    }
+    let tx = Tx::begin(&mut db).await?;
     let ticket = issue_ticket(&*tx, &who).await?;
     let url = app.config.websocket_url.as_ref().map(|base| {
         let sep = if base.contains('?') { '&' } else { '?' };

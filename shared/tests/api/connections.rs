@@ -379,3 +379,38 @@ async fn cursor_of(db: &deadpool_postgres::Object, id: &str) -> Option<i64> {
     .expect("cursor")
     .get(0)
 }
+
+#[tokio::test]
+async fn a_ticket_is_never_kept_for_a_replay() {
+    let w = world().await;
+    let admin = w.merchant("shop").await;
+    let request = || {
+        HttpEvent::post("/api/v1/events/ticket")
+            .bearer(&admin.token)
+            .idempotency_key("same-key")
+    };
+    let first = w.send(request()).await;
+    let second = w.send(request()).await;
+    first.assert_status(201);
+    second.assert_status(201);
+    assert!(!second.headers.contains_key("idempotent-replayed"));
+    assert_ne!(
+        first.body["ticket"], second.body["ticket"],
+        "a retry gets a new ticket"
+    );
+    // Neither ticket is stored anywhere in plain text.
+    let db = w.db.client().await;
+    for reply in [&first, &second] {
+        let ticket = reply.body["ticket"].as_str().expect("ticket");
+        let found: i64 = db
+            .query_one(
+                "SELECT (SELECT count(*) FROM idempotency_keys k WHERE strpos(k::text, $1) > 0)
+                      + (SELECT count(*) FROM ws_tickets t WHERE strpos(t::text, $1) > 0)",
+                &[&ticket],
+            )
+            .await
+            .expect("search")
+            .get(0);
+        assert_eq!(found, 0, "ticket {ticket} is stored in plain text");
+    }
+}
