@@ -197,13 +197,27 @@ impl Drop for TestDb {
 }
 
 pub fn test_config(database_url: &str) -> Config {
+    test_config_with(database_url, &[])
+}
+
+/// The test configuration with some settings changed (`("DB_LOCK_TIMEOUT_MS", "500")`).
+pub fn test_config_with(database_url: &str, settings: &[(&str, &str)]) -> Config {
     let url = database_url.to_string();
-    Config::from_lookup(move |name| match name {
-        "DATABASE_URL" => Some(url.clone()),
-        "JWT_SECRET" => Some(JWT_SECRET.into()),
-        "WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.into()),
-        "DB_POOL_SIZE" => Some("8".into()),
-        _ => None,
+    let settings: Vec<(String, String)> = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(move |name| {
+        if let Some((_, v)) = settings.iter().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        match name {
+            "DATABASE_URL" => Some(url.clone()),
+            "JWT_SECRET" => Some(JWT_SECRET.into()),
+            "WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.into()),
+            "DB_POOL_SIZE" => Some("8".into()),
+            _ => None,
+        }
     })
     .expect("test config")
 }

@@ -45,6 +45,13 @@ pub struct Config {
     /// A PEM bundle the database server's certificate must chain to (see `database::Connect`).
     pub database_ca_file: Option<std::path::PathBuf>,
     pub db_pool_size: usize,
+    /// How long a statement waits for a lock (the outbox's included) before it gives up
+    /// with a 503: one stalled writer cannot hold every tenant's writes.
+    pub db_lock_timeout: Duration,
+    /// How long a session may sit idle inside a transaction before Postgres ends it,
+    /// releasing its locks. Shorter than `db_lock_timeout`, so that the writers waiting
+    /// behind a stalled one get through.
+    pub db_idle_in_transaction_timeout: Duration,
     pub jwt: JwtSettings,
     /// Signs payment-provider webhooks; only the webhook function needs it.
     pub webhook_secret: Option<Vec<u8>>,
@@ -59,6 +66,11 @@ impl std::fmt::Debug for Config {
             .field("database_url", &"<redacted>")
             .field("database_ca_file", &self.database_ca_file)
             .field("db_pool_size", &self.db_pool_size)
+            .field("db_lock_timeout", &self.db_lock_timeout)
+            .field(
+                "db_idle_in_transaction_timeout",
+                &self.db_idle_in_transaction_timeout,
+            )
             .field("jwt", &self.jwt)
             .field(
                 "webhook_secret",
@@ -120,6 +132,18 @@ impl Config {
             database_url: Secret::new(database_url),
             database_ca_file: database_ca_file(&get),
             db_pool_size: parsed(&get, "DB_POOL_SIZE", 2, 1..=64)?,
+            db_lock_timeout: Duration::from_millis(parsed(
+                &get,
+                "DB_LOCK_TIMEOUT_MS",
+                10_000,
+                100..=600_000,
+            )?),
+            db_idle_in_transaction_timeout: Duration::from_millis(parsed(
+                &get,
+                "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+                5_000,
+                100..=600_000,
+            )?),
             jwt: JwtSettings {
                 secret: secret.into_bytes(),
                 issuer: get("JWT_ISSUER").unwrap_or_else(|| "billwire".into()),

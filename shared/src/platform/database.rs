@@ -33,10 +33,23 @@ pub struct Connect {
 impl Connect {
     /// How to reach the database a function's `Config` names.
     pub fn from_config(config: &Config) -> Result<Connect, ConfigError> {
-        Connect::new(
+        let mut connect = Connect::new(
             config.database_url.expose(),
             config.database_ca_file.as_deref(),
-        )
+        )?;
+        // Every session a function opens: a stalled writer is ended, and nobody waits on a
+        // lock forever (docs/architecture.md, "Gap-free ids").
+        let settings = format!(
+            "-c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            config.db_lock_timeout.as_millis(),
+            config.db_idle_in_transaction_timeout.as_millis()
+        );
+        let options = match connect.config.get_options() {
+            Some(given) if !given.is_empty() => format!("{given} {settings}"),
+            _ => settings,
+        };
+        connect.config.options(&options);
+        Ok(connect)
     }
 
     pub fn new(database_url: &str, ca_file: Option<&Path>) -> Result<Connect, ConfigError> {
@@ -129,6 +142,11 @@ mod embedded {
 /// a deploy); an advisory lock lets one apply the migrations while the others wait.
 pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), MigrateError> {
     const MIGRATION_LOCK: i64 = 7_394_461_024_938_240_002;
+    // Migrations wait for each other and may wait on DDL locks: the request timeouts of
+    // the functions' sessions do not apply (RESET restores them).
+    client
+        .batch_execute("SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0")
+        .await?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -138,6 +156,9 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), MigrateE
         .await;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    client
+        .batch_execute("RESET lock_timeout; RESET idle_in_transaction_session_timeout")
         .await?;
     result
         .map(|_| ())

@@ -164,9 +164,16 @@ pub fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
     e.is_closed() || io
 }
 
+/// Whether Postgres gave up waiting: a lock not granted within `lock_timeout` (55P03) or a
+/// statement cancelled (57014). The request may well succeed when retried.
+pub fn is_timeout(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| matches!(c.code(), "55P03" | "57014"))
+}
+
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
-        if is_connection_failure(&e) {
+        if is_connection_failure(&e) || is_timeout(&e) {
             Self::unavailable(e)
         } else {
             Self::internal(e)

@@ -269,3 +269,55 @@ async fn an_api_write_wakes_listeners() {
         .expect("read");
     assert_eq!(events[0].event, "order_created");
 }
+
+/// A writer that takes the outbox lock and then goes silent (a frozen process, a lost
+/// network) cannot hold every tenant's writes: Postgres ends its session once it has idled
+/// in its transaction for `DB_IDLE_IN_TRANSACTION_TIMEOUT_MS`, and the writers waiting
+/// behind it (for up to `DB_LOCK_TIMEOUT_MS`) go through.
+#[tokio::test]
+async fn a_writer_that_goes_silent_holding_the_outbox_lock_cannot_block_other_tenants() {
+    let w = world().await;
+    let admin = w.merchant("shop").await;
+    let ann = w.customer("shop", "ann@example.com").await;
+    let plan = w.plan(&admin, "Pro").await;
+    let app = shared::api::App::new(devkit::testdb::test_config_with(
+        &w.db.url,
+        &[
+            ("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", "1000"),
+            ("DB_LOCK_TIMEOUT_MS", "20000"),
+        ],
+    ))
+    .expect("app");
+
+    // Another tenant's writer takes the outbox lock and stops talking.
+    let mut stalled = app.pool.get().await.expect("a session");
+    let tx = stalled.transaction().await.expect("begin");
+    tx.query_one(
+        "SELECT record_event($1, NULL, 'order_created', '{}'::jsonb)",
+        &[&uuid::Uuid::now_v7()],
+    )
+    .await
+    .expect("holds the outbox lock now");
+
+    let started = std::time::Instant::now();
+    let reply = HttpEvent::post("/api/v1/payments/intent")
+        .bearer(&ann.token)
+        .json(&serde_json::json!({
+            "plan_id": plan["id"], "billing_cycle": "monthly", "payment_method": "card"
+        }))
+        .send(&app)
+        .await;
+    let waited = started.elapsed();
+    reply.assert_status(201);
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "the write waited {waited:?}, past the idle timeout"
+    );
+    // The silent writer's session was ended; its event never became visible.
+    assert!(
+        tx.commit().await.is_err(),
+        "the stalled transaction was ended"
+    );
+    let events = w.events_for(&admin).await;
+    assert_eq!(events.len(), 1, "only the new order's event: {events:?}");
+}
