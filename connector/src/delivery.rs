@@ -31,6 +31,8 @@ pub struct Outgoing {
     pub id: i64,
     pub account_id: Uuid,
     pub user_id: Option<Uuid>,
+    /// The event's type, for the `oversized` marker.
+    pub event: String,
     /// The wire JSON: `{"type":"event","id":..,"event":..,"data":..,"created_at":..}`.
     pub wire: String,
 }
@@ -42,6 +44,7 @@ impl From<Event> for Outgoing {
             account_id: e.account_id,
             user_id: e.user_id,
             wire: protocol::event_json(&e),
+            event: e.event,
         }
     }
 }
@@ -333,29 +336,71 @@ impl Task {
     }
 
     /// Sends `events` in id order, several to a message (`{"type":"events","items":[..]}`)
-    /// when more than one is waiting, each message under API Gateway's 128 KB.
+    /// when more than one is waiting, each message under API Gateway's 128 KB. An event
+    /// too large on its own goes as an `oversized` marker the client can fetch it by.
     async fn deliver(&mut self, events: &[Arc<Outgoing>]) -> Result<(), SendError> {
         let mut start = 0;
         let mut size = 0;
         for (i, event) in events.iter().enumerate() {
             let len = event.wire.len() + 1;
             if len + protocol::BATCH_OVERHEAD_BYTES > MAX_MESSAGE_BYTES {
-                tracing::error!(
-                    connection_id = self.id,
-                    event_id = event.id,
-                    "event too large to send; skipped"
-                );
-                self.send(&events[start..i]).await?;
+                self.send_split(&events[start..i]).await?;
+                self.send_oversized(event).await?;
                 (start, size) = (i + 1, 0);
                 continue;
             }
             if size + len + protocol::BATCH_OVERHEAD_BYTES > MAX_MESSAGE_BYTES {
-                self.send(&events[start..i]).await?;
+                self.send_split(&events[start..i]).await?;
                 (start, size) = (i, 0);
             }
             size += len;
         }
-        self.send(&events[start..]).await
+        self.send_split(&events[start..]).await
+    }
+
+    /// Sends `items` as one message; if API Gateway refuses it as too large anyway (its
+    /// accounting may differ from ours), as two halves, down to single events, and a
+    /// single event as its `oversized` marker. A refusal never stalls the connection.
+    async fn send_split(&mut self, items: &[Arc<Outgoing>]) -> Result<(), SendError> {
+        let mut pending = vec![items];
+        while let Some(part) = pending.pop() {
+            match self.send(part).await {
+                Err(SendError::TooLarge) => match part {
+                    [] => {}
+                    [one] => self.send_oversized(one).await?,
+                    many => {
+                        let (first, second) = many.split_at(many.len() / 2);
+                        // Popped last-in first-out: `first` goes first.
+                        pending.push(second);
+                        pending.push(first);
+                    }
+                },
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_oversized(&mut self, event: &Arc<Outgoing>) -> Result<(), SendError> {
+        tracing::warn!(
+            connection_id = self.id,
+            event_id = event.id,
+            bytes = event.wire.len(),
+            "event too large for one message; sending its marker"
+        );
+        let marker = ServerMessage::Oversized {
+            id: event.id,
+            event: event.event.clone(),
+        }
+        .to_json();
+        self.shared
+            .sender
+            .post(&self.id, marker.into_bytes(), &self.cancel)
+            .await?;
+        self.cursor = event.id;
+        self.shared
+            .record_progress(&self.id, self.generation, event.id);
+        Ok(())
     }
 
     async fn send(&mut self, items: &[Arc<Outgoing>]) -> Result<(), SendError> {

@@ -37,6 +37,11 @@ const live = new LiveConnection({
   ticket: () => api("/events/ticket", { method: "POST" }), // single use: one per connect
   cursor: () => S.lastEventId,
   onEvent: feed.receive,
+  // An event too large for one WebSocket message arrives as a marker: fetch it by id.
+  fetchEvent: async (id) => {
+    const page = await api(`/events?after=${id - 1}&limit=1`);
+    return page?.data?.find((e) => e.id === id) ?? null;
+  },
   onSubscribed: (after, resumed) => {
     feed.subscribed(after, resumed || refreshOnSubscribe);
     refreshOnSubscribe = false;

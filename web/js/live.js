@@ -5,6 +5,8 @@
 // Protocol: the server answers `{"type":"subscribed","after":N}`, then sends every event
 // after N as `{"type":"event",...}` or `{"type":"events","items":[...]}` (at least once:
 // the receiver drops ids it has seen). `{"action":"ping"}` is answered with `{"type":"pong"}`.
+// An event too large for one message comes as `{"type":"oversized","id":N,"event":"..."}`:
+// it is fetched by id through `fetchEvent` and handed on like any other.
 
 const PING_MS = 30_000;
 const PONG_TIMEOUT_MS = 10_000;
@@ -28,12 +30,13 @@ export class LiveConnection {
    * @param {() => Promise<{ticket?: string, url?: string}>} o.ticket  POST /events/ticket
    * @param {() => number|null} o.cursor  the last event id seen (subscribe after it)
    * @param {(ev: object) => void} o.onEvent
+   * @param {(id: number) => Promise<object|null>} [o.fetchEvent]  GET /events for an oversized one
    * @param {(after: number|null, resumed: boolean) => void} o.onSubscribed
    * @param {(state: "connecting"|"live"|"disconnected", detail: string) => void} o.onState
    * @param {(e: unknown) => boolean} [o.isCancelled]  errors that end the attempt quietly
    */
-  constructor({ ticket, cursor, onEvent, onSubscribed, onState, isCancelled = () => false }) {
-    Object.assign(this, { ticket, cursor, onEvent, onSubscribed, onStateChange: onState, isCancelled });
+  constructor({ ticket, cursor, onEvent, fetchEvent = async () => null, onSubscribed, onState, isCancelled = () => false }) {
+    Object.assign(this, { ticket, cursor, onEvent, fetchEvent, onSubscribed, onStateChange: onState, isCancelled });
     this.ws = null;
     this.stopped = true;
     this.attempt = 0;
@@ -189,6 +192,13 @@ export class LiveConnection {
         break;
       case "events":
         if (Array.isArray(msg.items)) for (const ev of msg.items) this.onEvent(ev);
+        break;
+      case "oversized":
+        if (Number.isSafeInteger(msg.id)) {
+          this.fetchEvent(msg.id)
+            .then((ev) => { if (ev && this.ws === ws) this.onEvent(ev); })
+            .catch((e) => console.warn("billwire: could not fetch oversized event", msg.id, e));
+        }
         break;
       case "pong":
         clearTimeout(this.pongTimer);

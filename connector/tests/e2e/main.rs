@@ -889,3 +889,42 @@ async fn the_dashboard_shows_money_moving_in_a_real_browser() {
         Err(output) => panic!("the dashboard's browser test failed:\n{output}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_too_large_for_one_message_arrives_as_a_marker_and_delivery_goes_on() {
+    let mut s = Stack::start("oversized").await;
+    s.start_connector();
+    assert!(s.leader(Duration::from_secs(15)).await.is_some());
+    let admin = s.people.demo_admin.clone();
+    let only_demo = vec![(admin.principal.account_id, None)];
+    let mut c = subscribed(&s, &admin, None).await;
+
+    let before = s.burst(3, &only_demo, 0).await;
+    // Well over API Gateway's 128 KB for one message.
+    let huge = s.burst(1, &only_demo, 200_000).await;
+    let after = s.burst(3, &only_demo, 0).await;
+    let expected: BTreeSet<i64> = before.iter().chain(&after).copied().collect();
+    assert!(
+        c.until_ids(&expected, Duration::from_secs(30)).await,
+        "delivery stalled at the large event"
+    );
+    let found_marker = c
+        .until(Duration::from_secs(10), |c| {
+            c.other
+                .iter()
+                .any(|m| m["type"] == "oversized" && m["id"] == huge[0])
+        })
+        .await;
+    assert!(found_marker, "no oversized marker; got {:?}", c.other);
+    // The event itself is there to fetch, as the marker says.
+    let (status, page) = s
+        .get(
+            &format!("/api/v1/events?after={}&limit=1", huge[0] - 1),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"][0]["id"], huge[0]);
+    c.drain();
+    assert_exact("the admin", &c, &expected);
+}

@@ -271,7 +271,15 @@ impl Stack {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        let req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        Self::send(req, token).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        Self::send(self.http.get(format!("{}{path}", self.base)), token).await
+    }
+
+    async fn send(mut req: reqwest::RequestBuilder, token: &str) -> (u16, Value) {
         if !token.is_empty() {
             req = req.bearer_auth(token);
         }

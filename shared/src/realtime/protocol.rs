@@ -11,6 +11,8 @@
 //!    `{"type":"event",...}` or several at once as `{"type":"events","items":[...]}`.
 //! 3. `{"action":"ping"}` is answered with `{"type":"pong"}`; anything malformed with
 //!    `{"type":"error","code":"...","message":"..."}`.
+//! 4. An event too large for one message (128 KB) arrives as
+//!    `{"type":"oversized","id":N,"event":"..."}`: fetch it through `GET /api/v1/events`.
 
 use crate::store::outbox::Event;
 use serde::{Deserialize, Serialize};
@@ -131,6 +133,13 @@ pub enum ServerMessage {
     Events {
         items: Vec<Event>,
     },
+    /// An event too large for one WebSocket message (API Gateway's 128 KB): its id and
+    /// type only. Fetch it with `GET /api/v1/events?after=<id - 1>&limit=1`. It counts as
+    /// delivered: the events after it follow.
+    Oversized {
+        id: i64,
+        event: String,
+    },
     Pong,
     Error {
         code: String,
@@ -241,6 +250,14 @@ mod tests {
             r#"{"type":"subscribed","after":3}"#
         );
         assert_eq!(ServerMessage::Pong.to_json(), r#"{"type":"pong"}"#);
+        assert_eq!(
+            ServerMessage::Oversized {
+                id: 9,
+                event: "invoice_created".into()
+            }
+            .to_json(),
+            r#"{"type":"oversized","id":9,"event":"invoice_created"}"#
+        );
     }
 
     #[test]
