@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::delivery::{Outgoing, Shared, Start, Worker};
 use crate::session::{Session, SessionError, Wake};
+use futures::StreamExt;
 use shared::realtime::housekeeping;
 use shared::realtime::registry::{self as connections, Connection};
 use shared::store::outbox::{self as events, Audience};
@@ -14,6 +15,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// Batches one pass of the fan-out reads before the loop looks at its timers again.
+const PUMP_BATCHES: usize = 4;
+
+/// Aborts background tasks when leadership ends, however `run` returns.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
 
 struct Leader<'a> {
     cfg: &'a Config,
@@ -71,17 +86,36 @@ impl Leader<'_> {
             )
             .await?;
         self.reconcile_all().await;
-        self.pump().await;
+        let started_behind = self.pump().await;
+
+        // Cursor flushes and housekeeping run beside the loop, so neither waits for the
+        // other nor holds up the fan-out; both stop when leadership ends.
+        let background = self.cancel.child_token();
+        let _stop_background = background.clone().drop_guard();
+        let flusher = every(self.cfg.cursor_flush_interval, background.clone(), {
+            let shared = self.shared.clone();
+            move || {
+                let shared = shared.clone();
+                async move { flush(&shared).await }
+            }
+        });
+        let housekeeper = every(self.cfg.housekeeping_interval, background.clone(), {
+            let (shared, stale_after) = (self.shared.clone(), self.cfg.stale_after);
+            move || {
+                let shared = shared.clone();
+                async move { housekeeping(&shared, stale_after).await }
+            }
+        });
+        let _tasks = AbortOnDrop(vec![flusher, housekeeper]);
 
         let mut poll = tokio::time::interval(self.cfg.poll_interval);
-        let mut flush = tokio::time::interval(self.cfg.cursor_flush_interval);
-        let mut housekeeping = tokio::time::interval(self.cfg.housekeeping_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
+        // More committed events than one pass reads: read on at the loop's next turn, after
+        // whatever else is due (timers are never starved by a busy fan-out).
+        let mut more = started_behind;
         loop {
             tokio::select! {
-                biased;
                 _ = shutdown.cancelled() => return Ok(()),
                 wake = session.wakes.recv() => {
                     let Some(first) = wake else { return Err(SessionError::Lost) };
@@ -98,9 +132,10 @@ impl Leader<'_> {
                         self.reconcile_one(&id).await;
                     }
                     if new_events {
-                        self.pump().await;
+                        more = self.pump().await;
                     }
                 }
+                _ = std::future::ready(()), if more => more = self.pump().await,
                 _ = poll.tick() => {
                     // Proves the session, and with it the lock, is still ours.
                     session.check(Duration::from_secs(5)).await?;
@@ -117,17 +152,16 @@ impl Leader<'_> {
                             .await?;
                     }
                     // A lost NOTIFY delays events by one poll at most.
-                    self.pump().await;
+                    more = self.pump().await;
                 }
-                _ = flush.tick() => self.flush().await,
-                _ = housekeeping.tick() => self.housekeeping().await,
             }
         }
     }
 
-    /// Reads every committed event after `head` and offers each to the tasks that may see it.
-    async fn pump(&mut self) {
-        loop {
+    /// Reads committed events after `head`, a few batches at most, and offers each to the
+    /// tasks that may see it. Returns whether more are waiting.
+    async fn pump(&mut self) -> bool {
+        for _ in 0..PUMP_BATCHES {
             let batch = match self.shared.pool.get().await {
                 Ok(db) => {
                     events::read_after(&db, self.head, self.shared.read_batch, Audience::All).await
@@ -138,12 +172,12 @@ impl Leader<'_> {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read events; retrying on the next tick");
-                    return;
+                    return false;
                 }
             };
             let Some(last) = batch.last() else {
                 self.shared.metrics.lag_ms.store(0, Relaxed);
-                return;
+                return false;
             };
             let lag = (chrono::Utc::now() - last.created_at)
                 .num_milliseconds()
@@ -164,9 +198,10 @@ impl Leader<'_> {
             self.shared.metrics.events_read.fetch_add(n as u64, Relaxed);
             self.shared.metrics.head.store(self.head, Relaxed);
             if n < self.shared.read_batch {
-                return;
+                return false;
             }
         }
+        true
     }
 
     async fn reconcile_one(&mut self, id: &str) {
@@ -263,32 +298,72 @@ impl Leader<'_> {
         }
     }
 
-    /// Removes what nobody can use any more, and connections API Gateway no longer has but
-    /// whose `$disconnect` never came (it is best-effort).
-    async fn housekeeping(&mut self) {
-        let db = match self.shared.pool.get().await {
-            Ok(db) => db,
-            Err(e) => {
-                tracing::warn!(error = %e, "housekeeping skipped");
-                return;
-            }
-        };
-        match housekeeping::purge_expired(&db).await {
-            Ok(n) if n > 0 => {
-                tracing::info!(rows = n, "purged expired tickets and idempotency keys")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not purge expired rows"),
+    /// Writes delivery cursors back (see [`flush`]).
+    async fn flush(&mut self) {
+        flush(&self.shared).await;
+    }
+}
+
+/// Writes delivery cursors back (a crash re-sends at most what one flush interval
+/// delivered; clients drop ids they have seen).
+async fn flush(shared: &Shared) {
+    let cursors = shared.take_progress();
+    if cursors.is_empty() {
+        return;
+    }
+    let saved = match shared.pool.get().await {
+        Ok(db) => connections::save_cursors(&db, &cursors).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "could not save cursors; keeping them for the next flush");
+        shared.restore_progress(cursors);
+    }
+}
+
+/// Silent connections probed at once during housekeeping.
+const PROBE_CONCURRENCY: usize = 16;
+
+/// Removes what nobody can use any more, and connections API Gateway no longer has but
+/// whose `$disconnect` never came (it is best-effort). Runs in its own task: however long
+/// the probes take, the fan-out goes on.
+async fn housekeeping(shared: &Shared, stale_after: Duration) {
+    let db = match shared.pool.get().await {
+        Ok(db) => db,
+        Err(e) => {
+            tracing::warn!(error = %e, "housekeeping skipped");
+            return;
         }
-        let silent = match connections::silent(&db, self.cfg.stale_after, 500).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list silent connections");
-                return;
-            }
-        };
-        for id in silent {
-            match self.shared.sender.alive(&id).await {
+    };
+    match housekeeping::purge_expired(&db).await {
+        Ok(n) if n > 0 => {
+            tracing::info!(
+                rows = n,
+                "purged expired tickets, idempotency keys and refresh tokens"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not purge expired rows"),
+    }
+    let silent = match connections::silent(&db, stale_after, 500).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list silent connections");
+            return;
+        }
+    };
+    drop(db);
+    futures::stream::iter(silent)
+        .for_each_concurrent(PROBE_CONCURRENCY, |id| async move {
+            let verdict = shared.sender.alive(&id).await;
+            let db = match shared.pool.get().await {
+                Ok(db) => db,
+                Err(e) => {
+                    tracing::warn!(connection_id = id, error = %e, "could not record a probe");
+                    return;
+                }
+            };
+            match verdict {
                 Ok(true) => {
                     let _ = connections::touch(&db, &id).await;
                 }
@@ -297,7 +372,7 @@ impl Leader<'_> {
                         connection_id = id,
                         "connection is gone (410 on GetConnection); removing it"
                     );
-                    self.shared.metrics.connections_gone.fetch_add(1, Relaxed);
+                    shared.metrics.connections_gone.fetch_add(1, Relaxed);
                     if let Err(e) = connections::remove(&db, &id).await {
                         tracing::warn!(connection_id = id, error = %e, "could not remove a gone connection");
                     }
@@ -308,23 +383,25 @@ impl Leader<'_> {
                     "could not probe a silent connection"
                 ),
             }
-        }
-    }
+        })
+        .await;
+}
 
-    /// Writes delivery cursors back (a crash re-sends at most what one flush interval
-    /// delivered; clients drop ids they have seen).
-    async fn flush(&mut self) {
-        let cursors = self.shared.take_progress();
-        if cursors.is_empty() {
-            return;
+/// Runs `work` every `every` until `stop`, never in a burst after an overrun.
+fn every<F, Fut>(every: Duration, stop: CancellationToken, work: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => work().await,
+            }
         }
-        let saved = match self.shared.pool.get().await {
-            Ok(db) => connections::save_cursors(&db, &cursors).await,
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = saved {
-            tracing::warn!(error = %e, "could not save cursors; keeping them for the next flush");
-            self.shared.restore_progress(cursors);
-        }
-    }
+    })
 }
