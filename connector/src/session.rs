@@ -22,6 +22,11 @@ pub enum Wake {
     Connection(String),
 }
 
+/// Server-side TCP settings for the control session: probe after 5 s idle, every 2 s, give
+/// up after 3 unanswered; and drop the connection when sent data stays unacknowledged 15 s.
+pub const SERVER_KEEPALIVES: &str = "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 \
+     -c tcp_keepalives_count=3 -c tcp_user_timeout=15000";
+
 pub struct Session {
     pub client: tokio_postgres::Client,
     pub wakes: mpsc::UnboundedReceiver<Wake>,
@@ -46,7 +51,13 @@ impl Session {
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
             .keepalives_interval(Duration::from_secs(5))
-            .keepalives_retries(3);
+            .keepalives_retries(3)
+            // The server's side too: a leader whose host dies or is cut off without a FIN
+            // would otherwise keep its backend, and so the leadership lock, until Postgres's
+            // default keepalive (two hours) notices. With these it is ended within about
+            // 20 s and a standby takes over. (A paused process still answers keepalives from
+            // its kernel; that needs a lease, see docs/architecture.md, "Known gaps".)
+            .options(SERVER_KEEPALIVES);
         let (client, mut connection) = config.connect(connect.tls.clone()).await?;
         let (tx, wakes) = mpsc::unbounded_channel();
         // Notifications reach only code that polls the connection for messages; a plain

@@ -170,3 +170,30 @@ async fn a_database_that_refuses_the_role_ends_the_connector_with_the_cause() {
     );
     assert!(!health(&file).status.success(), "never healthy");
 }
+
+/// The control session asks the server to notice a dead peer in seconds, not the two hours
+/// of Postgres's defaults, so a leader whose host vanishes loses its lock quickly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_session_has_server_side_keepalives() {
+    let db = TestDb::new().await;
+    let connect = shared::platform::database::Connect::new(&db.url, None).expect("connect");
+    let session = connector::session::Session::connect(&connect, "keepalive-test")
+        .await
+        .expect("a session");
+    for (setting, expected) in [
+        ("tcp_keepalives_idle", "5"),
+        ("tcp_keepalives_interval", "2"),
+        ("tcp_keepalives_count", "3"),
+        ("tcp_user_timeout", "15000"),
+    ] {
+        let row = session
+            .client
+            .query_one(
+                "SELECT setting FROM pg_settings WHERE name = $1",
+                &[&setting],
+            )
+            .await
+            .expect("pg_settings");
+        assert_eq!(row.get::<_, String>(0), expected, "{setting}");
+    }
+}
