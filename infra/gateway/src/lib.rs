@@ -9,6 +9,7 @@
 //!   `aws-sdk-apigatewaymanagement` client (and the AWS CLI) work unchanged ([`management`]).
 //! - The dashboard's static files at `/`.
 
+pub mod admission;
 pub mod http_api;
 pub mod invoke;
 pub mod management;
@@ -37,6 +38,8 @@ pub struct Settings {
     /// Messages waiting for a slow client before posts get `429 LimitExceededException`.
     pub outbound_queue: usize,
     pub invoke_timeout: Duration,
+    /// New WebSocket connections admitted per second (API Gateway's default: 500).
+    pub connect_rate: u32,
 }
 
 impl Default for Settings {
@@ -49,6 +52,7 @@ impl Default for Settings {
             max_message_bytes: 128 * 1024,
             outbound_queue: 1024,
             invoke_timeout: Duration::from_secs(120),
+            connect_rate: 500,
         }
     }
 }
@@ -57,6 +61,7 @@ pub struct Gateway {
     pub template: Template,
     pub invoker: Invoker,
     pub connections: Registry,
+    pub connect_rate: admission::ConnectRate,
     pub settings: Settings,
 }
 
@@ -68,6 +73,7 @@ impl Gateway {
             invoker: Invoker::new(&settings.invoke_url, settings.invoke_timeout),
             template,
             connections: Registry::default(),
+            connect_rate: admission::ConnectRate::new(settings.connect_rate),
             settings,
         })
     }

@@ -1,7 +1,8 @@
 //! `gateway`: local mode's API Gateway. Settings come from the environment:
 //! `GATEWAY_ADDR` (127.0.0.1:8001), `GATEWAY_INVOKE_URL` (cargo lambda watch,
 //! http://127.0.0.1:9000), `GATEWAY_TEMPLATE` (template.yaml), `GATEWAY_WEB_DIR` (web),
-//! `GATEWAY_OUTBOUND_QUEUE` (1024 messages per connection), `GATEWAY_IDLE_TIMEOUT_SECONDS` (600).
+//! `GATEWAY_OUTBOUND_QUEUE` (1024 messages per connection), `GATEWAY_IDLE_TIMEOUT_SECONDS` (600),
+//! `GATEWAY_CONNECT_RATE` (500 new WebSocket connections a second, as API Gateway).
 
 use gateway::{router, template::Template, Gateway, Settings};
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ async fn main() -> ExitCode {
             "GATEWAY_IDLE_TIMEOUT_SECONDS",
             defaults.idle_timeout.as_secs(),
         )),
+        connect_rate: number("GATEWAY_CONNECT_RATE", u64::from(defaults.connect_rate))
+            .clamp(1, 1_000_000) as u32,
         ..defaults
     };
     let listener = match tokio::net::TcpListener::bind(&addr).await {

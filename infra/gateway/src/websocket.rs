@@ -98,6 +98,15 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if !gw.connect_rate.admit() {
+        tracing::info!("new connection over the connect rate; refused with 429");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("content-type", "application/json")],
+            json!({ "message": "Too Many Requests" }).to_string(),
+        )
+            .into_response();
+    }
     let id = new_connection_id();
     let connected_at = Utc::now();
     let Some(route) = gw.template.ws_route("$connect") else {

@@ -114,8 +114,11 @@ pub async fn listen(o: Options) -> Result<(), String> {
         let (socket, _) = match tokio_tungstenite::connect_async(&ws).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("listen: cannot connect ({e}); retrying in {delay:?}");
-                tokio::time::sleep(delay).await;
+                // Jittered over the upper half, so that many listeners dropped at once
+                // (API Gateway's two-hour cut) do not come back at once.
+                let wait = delay.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+                eprintln!("listen: cannot connect ({e}); retrying in {wait:.1?}");
+                tokio::time::sleep(wait).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
                 continue;
             }
