@@ -21,9 +21,25 @@ pub mod testdb;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The workspace root (this crate is `infra/devkit`).
 pub fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.ancestors().nth(2).unwrap_or(here).to_path_buf()
+}
+
+/// Polls `done` every `every` until it holds or `timeout` passes; whether it held. Tests
+/// and tools wait for a condition with a generous deadline this way, never for a fixed time.
+pub fn wait_until(timeout: Duration, every: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
 }

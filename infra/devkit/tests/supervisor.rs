@@ -11,24 +11,11 @@ use std::time::{Duration, Instant};
 const PROBE: &str = env!("CARGO_BIN_EXE_devkit-probe");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    devkit::localpg::free_port().expect("a free port")
 }
 
-/// Polls `done` until it holds or `timeout` passes; whether it held.
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_until(timeout: Duration, done: impl FnMut() -> bool) -> bool {
+    devkit::wait_until(timeout, Duration::from_millis(50), done)
 }
 
 /// `pid`'s descendants once the probe's whole tree is up: middle, listen and idle under

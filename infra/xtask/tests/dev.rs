@@ -15,23 +15,11 @@ const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 const BANNER: &str = "Billwire is running locally";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    devkit::localpg::free_port().expect("a free port")
 }
 
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_until(timeout: Duration, done: impl FnMut() -> bool) -> bool {
+    devkit::wait_until(timeout, Duration::from_millis(100), done)
 }
 
 struct Dev {
