@@ -26,10 +26,6 @@ impl App {
         })
     }
 
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::new(Config::from_env()?)
-    }
-
     /// A pooled connection, or `Unavailable` (503) when the database cannot be reached.
     pub async fn db(&self) -> Result<Client> {
         Ok(self.pool.get().await?)
