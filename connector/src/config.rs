@@ -16,6 +16,9 @@ pub struct Config {
     pub id: String,
     /// How often to read events even without a NOTIFY, and to check the session.
     pub poll_interval: Duration,
+    /// How long a leader's lease runs (renewed every poll): a paused, hung or cut-off
+    /// leader is replaced about this long after its last renewal.
+    pub lease: Duration,
     /// How often delivery cursors are written back.
     pub cursor_flush_interval: Duration,
     /// Management API requests in flight at once, across all connections.
@@ -52,6 +55,11 @@ pub fn default_health_file() -> std::path::PathBuf {
 }
 
 impl Config {
+    /// How often the leader renews its lease: every poll, and at least five times a lease.
+    pub fn lease_renew_interval(&self) -> Duration {
+        self.poll_interval.min(self.lease / 5)
+    }
+
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -76,6 +84,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(default_id),
             poll_interval: ms("CONNECTOR_POLL_MS", 1000, 50..=60_000)?,
+            lease: ms("CONNECTOR_LEASE_MS", 5000, 1000..=600_000)?,
             cursor_flush_interval: ms("CONNECTOR_CURSOR_FLUSH_MS", 250, 10..=10_000)?,
             send_concurrency: parsed(&get, "CONNECTOR_SEND_CONCURRENCY", 64, 1..=4096)?,
             send_timeout: ms("CONNECTOR_SEND_TIMEOUT_MS", 5000, 100..=60_000)?,

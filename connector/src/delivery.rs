@@ -11,6 +11,7 @@
 //! before that second read; whatever it offers afterwards arrives on the queue. Overlaps
 //! are dropped by id (`id <= cursor`).
 
+use crate::lease::Lease;
 use crate::metrics::Metrics;
 use crate::sender::{SendError, Sender, MAX_MESSAGE_BYTES};
 use shared::realtime::protocol::{self, ServerMessage};
@@ -122,6 +123,7 @@ pub struct Worker {
 impl Worker {
     pub fn spawn(
         shared: Arc<Shared>,
+        lease: Arc<Lease>,
         connection: &Connection,
         start: Start,
         parent: &CancellationToken,
@@ -144,6 +146,7 @@ impl Worker {
             lagging: lagging.clone(),
             cancel: cancel.clone(),
             shared,
+            lease,
         };
         let handle = tokio::spawn(async move { task.run(start).await });
         Worker {
@@ -197,6 +200,8 @@ struct Task {
     lagging: Arc<AtomicBool>,
     cancel: CancellationToken,
     shared: Arc<Shared>,
+    /// The leadership this task sends under: every post checks it, every write names its epoch.
+    lease: Arc<Lease>,
 }
 
 /// Events per message at most; more wait for the next message.
@@ -215,12 +220,18 @@ impl Task {
                     "connection gone (410); removing it"
                 );
                 if let Ok(db) = self.shared.pool.get().await {
-                    if let Err(e) = registry::remove(&db, &self.id).await {
+                    if let Err(e) = registry::remove_gone(&db, &self.id, self.lease.epoch).await {
                         tracing::warn!(connection_id = self.id, error = %e, "could not remove a gone connection");
                     }
                 }
             }
             Err(SendError::Cancelled) | Ok(()) => {}
+            Err(SendError::NotLeader) => {
+                tracing::debug!(
+                    connection_id = self.id,
+                    "lease over; this task sends nothing more"
+                )
+            }
             Err(SendError::TooLarge) => {
                 tracing::error!(
                     connection_id = self.id,
@@ -235,7 +246,7 @@ impl Task {
             let hello = ServerMessage::Subscribed { after }.to_json();
             self.shared
                 .sender
-                .post(&self.id, hello.into_bytes(), &self.cancel)
+                .post(&self.id, hello.into_bytes(), &self.cancel, &self.lease)
                 .await?;
             self.activate(after).await?;
         }
@@ -268,8 +279,8 @@ impl Task {
     /// Marks the subscription live at its cursor (retrying while Postgres is unavailable).
     async fn activate(&mut self, after: i64) -> Result<(), SendError> {
         self.with_db_retry(|db| {
-            let (id, generation) = (self.id.clone(), self.generation);
-            async move { registry::activate(&db, &id, generation, after).await }
+            let (id, generation, epoch) = (self.id.clone(), self.generation, self.lease.epoch);
+            async move { registry::activate(&db, &id, generation, after, epoch).await }
         })
         .await
         .map(|_| ())
@@ -395,7 +406,7 @@ impl Task {
         .to_json();
         self.shared
             .sender
-            .post(&self.id, marker.into_bytes(), &self.cancel)
+            .post(&self.id, marker.into_bytes(), &self.cancel, &self.lease)
             .await?;
         self.cursor = event.id;
         self.shared
@@ -413,7 +424,7 @@ impl Task {
         };
         self.shared
             .sender
-            .post(&self.id, payload.into_bytes(), &self.cancel)
+            .post(&self.id, payload.into_bytes(), &self.cancel, &self.lease)
             .await?;
         self.cursor = last;
         self.shared.record_progress(&self.id, self.generation, last);

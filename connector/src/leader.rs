@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::delivery::{Outgoing, Shared, Start, Worker};
+use crate::lease::Lease;
 use crate::session::{Session, SessionError, Wake};
 use futures::StreamExt;
 use shared::realtime::housekeeping;
@@ -38,17 +39,23 @@ struct Leader<'a> {
     /// The newest event id offered to the delivery tasks.
     head: i64,
     cancel: CancellationToken,
+    lease: Arc<Lease>,
 }
 
-/// Leads until the session is lost (`Err`) or shutdown (`Ok`). Either way every delivery
-/// task is stopped and cursors are written back before it returns.
+/// Leads under `lease` until the session or the lease is lost (`Err`) or shutdown (`Ok`).
+/// Either way every delivery task is stopped and cursors are written back (fenced by the
+/// lease's epoch) before it returns.
 pub async fn lead(
     cfg: &Config,
     shared: Arc<Shared>,
+    lease: Arc<Lease>,
     session: &mut Session,
     shutdown: &CancellationToken,
     health: &crate::health::Health,
 ) -> Result<(), SessionError> {
+    // Progress an earlier leadership of this process did not write back is stale: the
+    // replica that led since owns those cursors.
+    drop(shared.take_progress());
     let mut leader = Leader {
         cfg,
         shared,
@@ -56,6 +63,7 @@ pub async fn lead(
         by_account: HashMap::new(),
         head: 0,
         cancel: shutdown.child_token(),
+        lease,
     };
     let result = leader.run(session, shutdown, health).await;
     leader.stop_all().await;
@@ -78,13 +86,6 @@ impl Leader<'_> {
             .await?
             .try_get(0)?;
         self.shared.metrics.head.store(self.head, Relaxed);
-        session
-            .client
-            .execute(
-                "UPDATE connector_state SET leader = $1, heartbeat_at = now() WHERE id = 1",
-                &[&self.cfg.id],
-            )
-            .await?;
         self.reconcile_all().await;
         let started_behind = self.pump().await;
 
@@ -92,21 +93,30 @@ impl Leader<'_> {
         // other nor holds up the fan-out; both stop when leadership ends.
         let background = self.cancel.child_token();
         let _stop_background = background.clone().drop_guard();
+        let epoch = self.lease.epoch;
         let flusher = every(self.cfg.cursor_flush_interval, background.clone(), {
             let shared = self.shared.clone();
             move || {
                 let shared = shared.clone();
-                async move { flush(&shared).await }
+                async move { flush(&shared, epoch).await }
             }
         });
         let housekeeper = every(self.cfg.housekeeping_interval, background.clone(), {
             let (shared, stale_after) = (self.shared.clone(), self.cfg.stale_after);
             move || {
                 let shared = shared.clone();
-                async move { housekeeping(&shared, stale_after).await }
+                async move { housekeeping(&shared, stale_after, epoch).await }
             }
         });
-        let _tasks = AbortOnDrop(vec![flusher, housekeeper]);
+        // The lease is renewed beside the loop too: a long pass cannot let it run out.
+        let keeper = tokio::spawn(crate::lease::keep(
+            self.lease.clone(),
+            session.client.clone(),
+            self.cfg.lease,
+            self.cfg.lease_renew_interval(),
+            background.clone(),
+        ));
+        let _tasks = AbortOnDrop(vec![flusher, housekeeper, keeper]);
 
         let mut poll = tokio::time::interval(self.cfg.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -117,6 +127,7 @@ impl Leader<'_> {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
+                _ = self.lease.lost() => return Err(self.lease.error()),
                 wake = session.wakes.recv() => {
                     let Some(first) = wake else { return Err(SessionError::Lost) };
                     // Coalesce whatever else is waiting into one pass.
@@ -137,17 +148,16 @@ impl Leader<'_> {
                 }
                 _ = std::future::ready(()), if more => more = self.pump().await,
                 _ = poll.tick() => {
-                    // Proves the session, and with it the lock, is still ours.
-                    session.check(Duration::from_secs(5)).await?;
-                    health.beat(true);
+                    // The lease keeper proves the session, and with it the lock, is ours.
+                    health.beat(self.lease.valid());
                     ticks += 1;
                     if ticks.is_multiple_of(5) {
                         self.reconcile_all().await;
                         session
                             .client
                             .execute(
-                                "UPDATE connector_state SET cursor = $1, leader = $2, heartbeat_at = now() WHERE id = 1",
-                                &[&self.head, &self.cfg.id],
+                                "UPDATE connector_state SET cursor = $1 WHERE id = 1 AND epoch = $2",
+                                &[&self.head, &epoch],
                             )
                             .await?;
                     }
@@ -262,7 +272,13 @@ impl Leader<'_> {
             return;
         }
         self.stop(&c.id).await;
-        let worker = Worker::spawn(self.shared.clone(), &c, start, &self.cancel);
+        let worker = Worker::spawn(
+            self.shared.clone(),
+            self.lease.clone(),
+            &c,
+            start,
+            &self.cancel,
+        );
         self.by_account
             .entry(c.account_id)
             .or_default()
@@ -300,19 +316,19 @@ impl Leader<'_> {
 
     /// Writes delivery cursors back (see [`flush`]).
     async fn flush(&mut self) {
-        flush(&self.shared).await;
+        flush(&self.shared, self.lease.epoch).await;
     }
 }
 
 /// Writes delivery cursors back (a crash re-sends at most what one flush interval
-/// delivered; clients drop ids they have seen).
-async fn flush(shared: &Shared) {
+/// delivered; clients drop ids they have seen), only while `epoch` leads.
+async fn flush(shared: &Shared, epoch: i64) {
     let cursors = shared.take_progress();
     if cursors.is_empty() {
         return;
     }
     let saved = match shared.pool.get().await {
-        Ok(db) => connections::save_cursors(&db, &cursors).await,
+        Ok(db) => connections::save_cursors(&db, &cursors, epoch).await,
         Err(e) => Err(e.into()),
     };
     if let Err(e) = saved {
@@ -327,7 +343,7 @@ const PROBE_CONCURRENCY: usize = 16;
 /// Removes what nobody can use any more, and connections API Gateway no longer has but
 /// whose `$disconnect` never came (it is best-effort). Runs in its own task: however long
 /// the probes take, the fan-out goes on.
-async fn housekeeping(shared: &Shared, stale_after: Duration) {
+async fn housekeeping(shared: &Shared, stale_after: Duration, epoch: i64) {
     let db = match shared.pool.get().await {
         Ok(db) => db,
         Err(e) => {
@@ -373,7 +389,7 @@ async fn housekeeping(shared: &Shared, stale_after: Duration) {
                         "connection is gone (410 on GetConnection); removing it"
                     );
                     shared.metrics.connections_gone.fetch_add(1, Relaxed);
-                    if let Err(e) = connections::remove(&db, &id).await {
+                    if let Err(e) = connections::remove_gone(&db, &id, epoch).await {
                         tracing::warn!(connection_id = id, error = %e, "could not remove a gone connection");
                     }
                 }

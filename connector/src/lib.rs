@@ -3,6 +3,7 @@
 //! event to every connection allowed to see it (docs/architecture.md, "Leader and standby", "Durable cursors", "Scoping").
 //!
 //! - [`session`]: the control session (lock + LISTEN)
+//! - [`lease`]: the leader's lease, renewed beside the loop and checked before every send
 //! - [`leader`]: fan-out and connection bookkeeping while leading
 //! - [`delivery`]: one ordered delivery task per connection
 //! - [`sender`]: the API Gateway management API client
@@ -15,6 +16,7 @@ pub mod delivery;
 pub mod fatal;
 pub mod health;
 pub mod leader;
+pub mod lease;
 pub mod metrics;
 pub mod sender;
 pub mod session;
@@ -85,10 +87,13 @@ async fn serve(
     health: &Health,
 ) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
-    let connect = shared::platform::database::Connect::new(
+    let mut connect = shared::platform::database::Connect::new(
         cfg.database_url.expose(),
         cfg.database_ca_file.as_deref(),
     )?;
+    // Every session of this process carries one name, so a successor can find them all.
+    let application_name = session::application_name(&cfg.id);
+    connect.config.application_name(&application_name);
     let pool = shared::platform::database::pool(&connect, cfg.pool_size)?;
     let sender = Sender::new(
         &cfg.management_endpoint,
@@ -151,7 +156,7 @@ async fn serve(
     );
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        let mut session = match Session::connect(&connect, &cfg.id).await {
+        let mut session = match Session::connect(&connect, &application_name).await {
             Ok(s) => {
                 fatal.recovered();
                 s
@@ -185,14 +190,26 @@ async fn serve(
             }
         }
         backoff = Duration::from_millis(200);
+        let lease = match take_lease(cfg, &session, &application_name, shutdown).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(connector = cfg.id, error = %e, "could not take the lease");
+                continue;
+            }
+        };
         metrics.leader.store(true, Relaxed);
-        tracing::info!(connector = cfg.id, "became leader");
+        tracing::info!(connector = cfg.id, epoch = lease.epoch, "became leader");
         health.beat(true);
-        let outcome = leader::lead(cfg, shared.clone(), &mut session, shutdown, health).await;
+        let epoch = lease.epoch;
+        let outcome =
+            leader::lead(cfg, shared.clone(), lease, &mut session, shutdown, health).await;
         metrics.leader.store(false, Relaxed);
         match outcome {
             Ok(()) => {
-                // Hand over at once rather than when the session's backend notices we left.
+                // Hand over at once rather than when the lease runs out or the session's
+                // backend notices we left.
+                let _ = shared::realtime::lease::release(&session.client, epoch).await;
                 let _ = session
                     .client
                     .execute("SELECT pg_advisory_unlock($1)", &[&session::LEADER_LOCK])
@@ -211,9 +228,59 @@ async fn serve(
     Ok(())
 }
 
-async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) {
+/// Takes the lease under a new epoch, holding the lock. If the previous holder was another
+/// process and some of its sessions are still open (it may be paused or cut off, not
+/// dead), ends them and waits until its lease has run out: until then it may still send.
+/// `Ok(None)`: shut down first.
+async fn take_lease(
+    cfg: &Config,
+    session: &Session,
+    application_name: &str,
+    shutdown: &CancellationToken,
+) -> Result<Option<Arc<lease::Lease>>, shared::platform::error::Error> {
+    use shared::realtime::lease as store;
+    let sent = tokio::time::Instant::now();
+    let taken = store::take(&session.client, &cfg.id, cfg.lease).await?;
+    let lease = lease::Lease::new(taken.epoch, sent, cfg.lease);
+    let Some(previous) = taken.previous_holder.filter(|p| p != application_name) else {
+        return Ok(Some(lease));
+    };
+    if taken.stale_sessions > 0 {
+        let ended = store::end_sessions(&session.client, &previous, Duration::from_secs(5)).await?;
+        tracing::warn!(
+            connector = cfg.id,
+            previous,
+            sessions = ended,
+            waiting_ms = taken.previous_lease_left.as_millis() as u64,
+            "the previous leader still had sessions open; ended them and waiting out its lease"
+        );
+        // Keep our own lease meanwhile, so no standby takes us for stale.
+        let until = tokio::time::Instant::now() + taken.previous_lease_left;
+        let mut lease = lease;
+        while tokio::time::Instant::now() < until {
+            let step = until
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(cfg.lease_renew_interval());
+            if !sleep_or_shutdown(step, shutdown).await {
+                return Ok(None);
+            }
+            let sent = tokio::time::Instant::now();
+            if !store::renew(&session.client, taken.epoch, cfg.lease).await? {
+                return Err(shared::platform::error::Error::unavailable(
+                    "another replica took the lease while this one waited for the old one's",
+                ));
+            }
+            lease = lease::Lease::new(taken.epoch, sent, cfg.lease);
+        }
+        return Ok(Some(lease));
+    }
+    Ok(Some(lease))
+}
+
+/// Sleeps `d`; `false` if shutdown came first.
+async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = tokio::time::sleep(d) => {}
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
     }
 }

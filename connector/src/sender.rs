@@ -6,6 +6,7 @@
 //! the caller's task only, so a slow or failing connection never holds up another.
 
 use crate::fatal::Fatal;
+use crate::lease::Lease;
 use crate::metrics::Metrics;
 use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
 use aws_sdk_apigatewaymanagement::error::SdkError;
@@ -32,6 +33,9 @@ pub enum SendError {
     /// The connector is shutting down.
     #[error("cancelled")]
     Cancelled,
+    /// This replica's lease has ended (or may have): it sends nothing more.
+    #[error("no longer the leader")]
+    NotLeader,
 }
 
 #[derive(Clone)]
@@ -111,12 +115,14 @@ impl Sender {
     }
 
     /// Posts one message, retrying transient failures with capped backoff until it is
-    /// delivered, the connection is gone, or `cancel` fires.
+    /// delivered, the connection is gone, or `cancel` fires. Every attempt first checks
+    /// that `lease` still runs: a deposed or paused leader sends nothing more.
     pub async fn post(
         &self,
         connection_id: &str,
         data: Vec<u8>,
         cancel: &tokio_util::sync::CancellationToken,
+        lease: &Lease,
     ) -> Result<(), SendError> {
         if data.len() > MAX_MESSAGE_BYTES {
             return Err(SendError::TooLarge);
@@ -126,19 +132,26 @@ impl Sender {
         loop {
             let attempt = async {
                 let _permit = self.limit.acquire().await;
-                tokio::time::timeout(
+                // Checked at the last moment: after waiting for a permit, before the request.
+                if !lease.valid() {
+                    return None;
+                }
+                let sent = tokio::time::timeout(
                     self.timeout,
                     self.client
                         .post_to_connection()
                         .connection_id(connection_id)
                         .data(blob.clone())
                         .send(),
-                )
-                .await
+                );
+                Some(sent.await)
             };
             let outcome = tokio::select! {
                 _ = cancel.cancelled() => return Err(SendError::Cancelled),
-                outcome = attempt => outcome,
+                outcome = attempt => match outcome {
+                    Some(outcome) => outcome,
+                    None => return Err(SendError::NotLeader),
+                },
             };
             if let Ok(Err(e)) = &outcome {
                 if let Some(cause) = unfixable(e) {

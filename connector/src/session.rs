@@ -4,8 +4,10 @@
 
 use futures::StreamExt;
 use shared::platform::database::Connect;
+use shared::realtime::lease;
 use shared::realtime::registry as connections;
 use shared::store::outbox as events;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
@@ -28,7 +30,8 @@ pub const SERVER_KEEPALIVES: &str = "-c tcp_keepalives_idle=5 -c tcp_keepalives_
      -c tcp_keepalives_count=3 -c tcp_user_timeout=15000";
 
 pub struct Session {
-    pub client: tokio_postgres::Client,
+    /// Shared with the task that renews the lease on it (`crate::lease::keep`).
+    pub client: Arc<tokio_postgres::Client>,
     pub wakes: mpsc::UnboundedReceiver<Wake>,
 }
 
@@ -38,15 +41,24 @@ pub enum SessionError {
     Db(#[from] tokio_postgres::Error),
     #[error("the control session was lost")]
     Lost,
+    /// Leadership ended without the session failing: the lease ran out or another replica
+    /// took it over.
+    #[error("deposed: {0}")]
+    Deposed(String),
 }
 
+/// How long a standby waits for a stale leader's session to exit once it has ended it.
+const END_WAIT: Duration = Duration::from_secs(5);
+
 impl Session {
-    /// Connects as `billwire-connector <id>` (the name shows who holds the lock in
-    /// `pg_stat_activity`).
-    pub async fn connect(connect: &Connect, id: &str) -> Result<Session, SessionError> {
+    /// Connects with the replica's application name (see [`application_name`]).
+    pub async fn connect(
+        connect: &Connect,
+        application_name: &str,
+    ) -> Result<Session, SessionError> {
         let mut config = connect.config.clone();
         config
-            .application_name(format!("billwire-connector {id}"))
+            .application_name(application_name)
             .connect_timeout(Duration::from_secs(5))
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
@@ -55,8 +67,8 @@ impl Session {
             // The server's side too: a leader whose host dies or is cut off without a FIN
             // would otherwise keep its backend, and so the leadership lock, until Postgres's
             // default keepalive (two hours) notices. With these it is ended within about
-            // 20 s and a standby takes over. (A paused process still answers keepalives from
-            // its kernel; that needs a lease, see docs/architecture.md, "Known gaps".)
+            // 20 s. (A paused process still answers keepalives from its kernel: the lease
+            // covers that, see `shared::realtime::lease`.)
             .options(SERVER_KEEPALIVES);
         let (client, mut connection) = config.connect(connect.tls.clone()).await?;
         let (tx, wakes) = mpsc::unbounded_channel();
@@ -92,10 +104,16 @@ impl Session {
                 connections::CHANNEL
             ))
             .await?;
-        Ok(Session { client, wakes })
+        Ok(Session {
+            client: Arc::new(client),
+            wakes,
+        })
     }
 
     /// Waits until this session holds the leadership lock. `Ok(false)`: shut down first.
+    /// While another replica holds it, checks its lease every `retry`: once the lease has
+    /// ended on the database's clock (the holder is paused, cut off, or hung), ends the
+    /// holder's sessions, which frees the lock.
     pub async fn acquire_leadership(
         &mut self,
         retry: Duration,
@@ -111,6 +129,20 @@ impl Session {
             if row.try_get::<_, bool>(0)? {
                 return Ok(true);
             }
+            match lease::end_expired_holder(&self.client, LEADER_LOCK, END_WAIT).await {
+                Ok(0) => {}
+                Ok(ended) => {
+                    tracing::warn!(
+                        sessions = ended,
+                        "the leader's lease ran out without a renewal; ended its sessions to take over"
+                    );
+                    continue;
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not end a stale leader's sessions (the role needs to be the leader's, or a member of pg_signal_backend)"
+                ),
+            }
             let deadline = tokio::time::sleep(retry);
             tokio::pin!(deadline);
             loop {
@@ -123,13 +155,14 @@ impl Session {
             }
         }
     }
+}
 
-    /// A round trip that proves the session (and so the lock) is still there.
-    pub async fn check(&self, timeout: Duration) -> Result<(), SessionError> {
-        match tokio::time::timeout(timeout, self.client.simple_query("SELECT 1")).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(SessionError::Lost),
-        }
-    }
+/// The application name all of a replica's sessions carry: `billwire-connector <id>
+/// <instance>`. A successor finds a deposed leader's sessions by it; the instance part
+/// keeps two processes apart even when they were given the same id.
+pub fn application_name(id: &str) -> String {
+    let instance = uuid::Uuid::new_v4().simple().to_string();
+    // Postgres keeps 63 bytes of it.
+    let id: String = id.chars().filter(|c| !c.is_whitespace()).take(32).collect();
+    format!("billwire-connector {id} {}", &instance[..8])
 }

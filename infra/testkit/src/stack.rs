@@ -255,7 +255,14 @@ impl Stack {
             .await
             .ok()
             .flatten()
-            .map(|r| r.get::<_, String>(0).trim_start_matches("billwire-connector ").to_string())
+            // `billwire-connector <id> <instance>`: the id.
+            .and_then(|r| {
+                r.get::<_, String>(0)
+                    .trim_start_matches("billwire-connector ")
+                    .split(' ')
+                    .next()
+                    .map(str::to_string)
+            })
     }
 
     /// Waits up to `timeout` for some replica to lead.

@@ -3,6 +3,7 @@
 //! connector (connector/) and the WebSocket functions (`api::websocket`) are built on these.
 
 pub mod housekeeping;
+pub mod lease;
 pub mod protocol;
 pub mod registry;
 pub mod tickets;

@@ -166,21 +166,52 @@ pub async fn load(db: &impl GenericClient, connection_id: &str) -> Result<Option
     .transpose()
 }
 
-/// Marks a subscribing connection live at `cursor`, if it is still the same subscription.
+/// The leadership fence every connector write carries (see `super::lease`): the row lock
+/// makes the write and a takeover's epoch bump happen one after the other, so a write
+/// either lands before the new epoch or finds it and changes nothing.
+const FENCE: &str =
+    "lease AS (SELECT 1 FROM connector_state WHERE id = 1 AND epoch = $EPOCH FOR SHARE)";
+
+fn fenced(epoch_param: &str, sql: &str) -> String {
+    format!("WITH {} {sql}", FENCE.replace("$EPOCH", epoch_param))
+}
+
+/// Marks a subscribing connection live at `cursor`, if it is still the same subscription
+/// and `epoch` still leads.
 pub async fn activate(
     db: &impl GenericClient,
     connection_id: &str,
     generation: i32,
     cursor: i64,
+    epoch: i64,
 ) -> Result<bool> {
     Ok(db
         .execute(
-            "UPDATE ws_connections SET state = 'live', cursor = $3
-              WHERE connection_id = $1 AND generation = $2 AND state = 'subscribing'",
-            &[&connection_id, &generation, &cursor],
+            &fenced(
+                "$4",
+                "UPDATE ws_connections SET state = 'live', cursor = $3 FROM lease
+                  WHERE connection_id = $1 AND generation = $2 AND state = 'subscribing'",
+            ),
+            &[&connection_id, &generation, &cursor, &epoch],
         )
         .await?
         == 1)
+}
+
+/// Forgets a connection API Gateway says is gone (410), if `epoch` still leads.
+pub async fn remove_gone(db: &impl GenericClient, connection_id: &str, epoch: i64) -> Result<bool> {
+    let row = db
+        .query_opt(
+            &fenced(
+                "$3",
+                ", d AS (DELETE FROM ws_connections WHERE connection_id = $1
+                            AND EXISTS (SELECT 1 FROM lease) RETURNING connection_id)
+                 SELECT pg_notify($2, d.connection_id) FROM d",
+            ),
+            &[&connection_id, &CHANNEL, &epoch],
+        )
+        .await?;
+    Ok(row.is_some())
 }
 
 /// How far one subscription has been delivered.
@@ -194,8 +225,13 @@ pub struct CursorUpdate {
 
 /// Persists delivery cursors in one statement. A cursor never moves backwards, and only
 /// the subscription that reached it may write it: after a re-subscribe (a new generation,
-/// perhaps with a lower `after`), the old subscription's cursor is ignored.
-pub async fn save_cursors(db: &impl GenericClient, cursors: &[CursorUpdate]) -> Result<()> {
+/// perhaps with a lower `after`), the old subscription's cursor is ignored. Only while
+/// `epoch` leads.
+pub async fn save_cursors(
+    db: &impl GenericClient,
+    cursors: &[CursorUpdate],
+    epoch: i64,
+) -> Result<()> {
     if cursors.is_empty() {
         return Ok(());
     }
@@ -203,11 +239,14 @@ pub async fn save_cursors(db: &impl GenericClient, cursors: &[CursorUpdate]) -> 
     let generations: Vec<i32> = cursors.iter().map(|c| c.generation).collect();
     let values: Vec<i64> = cursors.iter().map(|c| c.cursor).collect();
     db.execute(
-        "UPDATE ws_connections c SET cursor = v.cursor
-           FROM unnest($1::text[], $2::int[], $3::bigint[]) AS v(id, generation, cursor)
-          WHERE c.connection_id = v.id AND c.generation = v.generation AND c.state = 'live'
-            AND (c.cursor IS NULL OR c.cursor < v.cursor)",
-        &[&ids, &generations, &values],
+        &fenced(
+            "$4",
+            "UPDATE ws_connections c SET cursor = v.cursor
+               FROM unnest($1::text[], $2::int[], $3::bigint[]) AS v(id, generation, cursor), lease
+              WHERE c.connection_id = v.id AND c.generation = v.generation AND c.state = 'live'
+                AND (c.cursor IS NULL OR c.cursor < v.cursor)",
+        ),
+        &[&ids, &generations, &values, &epoch],
     )
     .await?;
     Ok(())

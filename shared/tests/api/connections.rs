@@ -361,12 +361,12 @@ async fn an_old_subscriptions_cursor_is_never_written_over_a_new_one() {
         cursor,
     };
     // The first subscription's progress, flushed late, changes nothing...
-    save_cursors(&db, &[update(1, 90)]).await.expect("save");
+    save_cursors(&db, &[update(1, 90)], 0).await.expect("save");
     assert_eq!(cursor_of(&db, "resub=").await, Some(10));
     // ...while the current one's moves it forward, and never back.
-    save_cursors(&db, &[update(2, 12)]).await.expect("save");
+    save_cursors(&db, &[update(2, 12)], 0).await.expect("save");
     assert_eq!(cursor_of(&db, "resub=").await, Some(12));
-    save_cursors(&db, &[update(2, 11)]).await.expect("save");
+    save_cursors(&db, &[update(2, 11)], 0).await.expect("save");
     assert_eq!(cursor_of(&db, "resub=").await, Some(12));
 }
 

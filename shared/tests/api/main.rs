@@ -12,6 +12,7 @@ mod events;
 mod idempotency;
 mod invoices;
 mod layering;
+mod lease;
 mod openapi;
 mod outage;
 mod outbox;
