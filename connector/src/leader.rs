@@ -67,7 +67,16 @@ pub async fn lead(
     };
     let result = leader.run(session, shutdown, health).await;
     leader.stop_all().await;
-    leader.flush().await;
+    // Bounded: cut off from Postgres, the write would wait for the path to heal, and it is
+    // fenced by the epoch anyway.
+    if tokio::time::timeout(Duration::from_secs(5), leader.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "could not write cursors back in time; the next leader re-sends from the last flush"
+        );
+    }
     result
 }
 

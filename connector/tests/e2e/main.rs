@@ -2,6 +2,7 @@
 //! replicas), real WebSockets through the local gateway. The invariants of
 //! docs/architecture.md, section 2.
 
+mod faults;
 mod operations;
 
 use serde_json::{json, Value};

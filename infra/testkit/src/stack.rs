@@ -225,8 +225,17 @@ impl Stack {
 
     /// Starts another connector replica; returns its index.
     pub fn start_connector(&mut self) -> usize {
+        self.start_connector_with(&[])
+    }
+
+    /// Starts a replica with some settings of its own, e.g. its `DATABASE_URL` or
+    /// `WEBSOCKET_MANAGEMENT_ENDPOINT` through a fault proxy.
+    pub fn start_connector_with(&mut self, env: &[(&str, &str)]) -> usize {
         let index = self.connectors.len();
-        let cmd = self.connector_command(index);
+        let mut cmd = self.connector_command(index);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         self.connectors
             .push(spawn(&format!("connector-{index}"), cmd, &self.log_dir));
         index
