@@ -21,7 +21,8 @@ pub struct Config {
     pub lease: Duration,
     /// How often delivery cursors are written back.
     pub cursor_flush_interval: Duration,
-    /// Management API requests in flight at once, across all connections.
+    /// Management API requests in flight at once, across all connections; accounts with
+    /// requests waiting get slots in turn (`fair`).
     pub send_concurrency: usize,
     /// Per-request timeout; a slower request is retried.
     pub send_timeout: Duration,

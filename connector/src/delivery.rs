@@ -134,6 +134,7 @@ impl Worker {
         let cancel = parent.child_token();
         let mut task = Task {
             id: connection.id.clone(),
+            account: connection.account_id,
             audience: Audience::Caller {
                 account_id: connection.account_id,
                 customer: connection.customer_scope(),
@@ -192,6 +193,7 @@ impl Worker {
 
 struct Task {
     id: String,
+    account: Uuid,
     audience: Audience,
     generation: i32,
     /// The last event id delivered (or known to be invisible) to this connection.
@@ -246,7 +248,13 @@ impl Task {
             let hello = ServerMessage::Subscribed { after }.to_json();
             self.shared
                 .sender
-                .post(&self.id, hello.into_bytes(), &self.cancel, &self.lease)
+                .post(
+                    self.account,
+                    &self.id,
+                    hello.into_bytes(),
+                    &self.cancel,
+                    &self.lease,
+                )
                 .await?;
             self.activate(after).await?;
         }
@@ -406,7 +414,13 @@ impl Task {
         .to_json();
         self.shared
             .sender
-            .post(&self.id, marker.into_bytes(), &self.cancel, &self.lease)
+            .post(
+                self.account,
+                &self.id,
+                marker.into_bytes(),
+                &self.cancel,
+                &self.lease,
+            )
             .await?;
         self.cursor = event.id;
         self.shared
@@ -424,7 +438,13 @@ impl Task {
         };
         self.shared
             .sender
-            .post(&self.id, payload.into_bytes(), &self.cancel, &self.lease)
+            .post(
+                self.account,
+                &self.id,
+                payload.into_bytes(),
+                &self.cancel,
+                &self.lease,
+            )
             .await?;
         self.cursor = last;
         self.shared.record_progress(&self.id, self.generation, last);

@@ -7,6 +7,7 @@ use crate::delivery::{Outgoing, Shared, Start, Worker};
 use crate::lease::Lease;
 use crate::session::{Session, SessionError, Wake};
 use futures::StreamExt;
+use shared::platform::database::Pool;
 use shared::realtime::housekeeping;
 use shared::realtime::registry::{self as connections, Connection};
 use shared::store::outbox::{self as events, Audience};
@@ -40,6 +41,10 @@ struct Leader<'a> {
     head: i64,
     cancel: CancellationToken,
     lease: Arc<Lease>,
+    /// The loop's own sessions (reads of events and connections, cursor flushes): never
+    /// queued behind the delivery tasks' catch-up reads on `shared.pool`, however many
+    /// connections are catching up at once.
+    db: Pool,
 }
 
 /// Leads under `lease` until the session or the lease is lost (`Err`) or shutdown (`Ok`).
@@ -48,6 +53,7 @@ struct Leader<'a> {
 pub async fn lead(
     cfg: &Config,
     shared: Arc<Shared>,
+    db: Pool,
     lease: Arc<Lease>,
     session: &mut Session,
     shutdown: &CancellationToken,
@@ -64,6 +70,7 @@ pub async fn lead(
         head: 0,
         cancel: shutdown.child_token(),
         lease,
+        db,
     };
     let result = leader.run(session, shutdown, health).await;
     leader.stop_all().await;
@@ -104,10 +111,10 @@ impl Leader<'_> {
         let _stop_background = background.clone().drop_guard();
         let epoch = self.lease.epoch;
         let flusher = every(self.cfg.cursor_flush_interval, background.clone(), {
-            let shared = self.shared.clone();
+            let (shared, db) = (self.shared.clone(), self.db.clone());
             move || {
-                let shared = shared.clone();
-                async move { flush(&shared, epoch).await }
+                let (shared, db) = (shared.clone(), db.clone());
+                async move { flush(&shared, &db, epoch).await }
             }
         });
         let housekeeper = every(self.cfg.housekeeping_interval, background.clone(), {
@@ -148,12 +155,12 @@ impl Leader<'_> {
                             Wake::Connection(id) => { changed.insert(id); }
                         }
                     }
-                    for id in changed {
-                        self.reconcile_one(&id).await;
-                    }
+                    // Events first: the connections already live should not wait for a
+                    // crowd of (re)subscriptions to be set up.
                     if new_events {
                         more = self.pump().await;
                     }
+                    self.reconcile_some(changed.into_iter().collect()).await;
                 }
                 _ = std::future::ready(()), if more => more = self.pump().await,
                 _ = poll.tick() => {
@@ -181,7 +188,7 @@ impl Leader<'_> {
     /// tasks that may see it. Returns whether more are waiting.
     async fn pump(&mut self) -> bool {
         for _ in 0..PUMP_BATCHES {
-            let batch = match self.shared.pool.get().await {
+            let batch = match self.db.get().await {
                 Ok(db) => {
                     events::read_after(&db, self.head, self.shared.read_batch, Audience::All).await
                 }
@@ -223,22 +230,35 @@ impl Leader<'_> {
         true
     }
 
-    async fn reconcile_one(&mut self, id: &str) {
-        let loaded = match self.shared.pool.get().await {
-            Ok(db) => connections::load(&db, id).await,
+    /// Brings the tasks of these connections in line with the table, in one read.
+    async fn reconcile_some(&mut self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let loaded = match self.db.get().await {
+            Ok(db) => connections::load_many(&db, &ids).await,
             Err(e) => Err(e.into()),
         };
-        match loaded {
-            Ok(Some(c)) => self.apply(c).await,
-            Ok(None) => self.stop(id).await,
+        let found = match loaded {
+            Ok(found) => found,
             // The periodic full reconcile repairs it.
-            Err(e) => tracing::warn!(connection_id = id, error = %e, "could not load connection"),
+            Err(e) => {
+                tracing::warn!(connections = ids.len(), error = %e, "could not load connections");
+                return;
+            }
+        };
+        let present: HashSet<String> = found.iter().map(|c| c.id.clone()).collect();
+        for id in ids.iter().filter(|id| !present.contains(*id)) {
+            self.stop(id).await;
+        }
+        for c in found {
+            self.apply(c).await;
         }
     }
 
     /// Makes the tasks match the table: one per subscribing or live connection.
     async fn reconcile_all(&mut self) {
-        let loaded = match self.shared.pool.get().await {
+        let loaded = match self.db.get().await {
             Ok(db) => connections::load_active(&db).await,
             Err(e) => Err(e.into()),
         };
@@ -325,18 +345,18 @@ impl Leader<'_> {
 
     /// Writes delivery cursors back (see [`flush`]).
     async fn flush(&mut self) {
-        flush(&self.shared, self.lease.epoch).await;
+        flush(&self.shared, &self.db, self.lease.epoch).await;
     }
 }
 
 /// Writes delivery cursors back (a crash re-sends at most what one flush interval
 /// delivered; clients drop ids they have seen), only while `epoch` leads.
-async fn flush(shared: &Shared, epoch: i64) {
+async fn flush(shared: &Shared, db: &Pool, epoch: i64) {
     let cursors = shared.take_progress();
     if cursors.is_empty() {
         return;
     }
-    let saved = match shared.pool.get().await {
+    let saved = match db.get().await {
         Ok(db) => connections::save_cursors(&db, &cursors, epoch).await,
         Err(e) => Err(e.into()),
     };

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod delivery;
+pub mod fair;
 pub mod fatal;
 pub mod health;
 pub mod leader;
@@ -95,6 +96,8 @@ async fn serve(
     let application_name = session::application_name(&cfg.id);
     connect.config.application_name(&application_name);
     let pool = shared::platform::database::pool(&connect, cfg.pool_size)?;
+    // The leader loop's own, so that it never queues behind delivery tasks (leader.rs).
+    let leader_pool = shared::platform::database::pool(&connect, 2)?;
     let sender = Sender::new(
         &cfg.management_endpoint,
         cfg.send_concurrency,
@@ -202,8 +205,16 @@ async fn serve(
         tracing::info!(connector = cfg.id, epoch = lease.epoch, "became leader");
         health.beat(true);
         let epoch = lease.epoch;
-        let outcome =
-            leader::lead(cfg, shared.clone(), lease, &mut session, shutdown, health).await;
+        let outcome = leader::lead(
+            cfg,
+            shared.clone(),
+            leader_pool.clone(),
+            lease,
+            &mut session,
+            shutdown,
+            health,
+        )
+        .await;
         metrics.leader.store(false, Relaxed);
         match outcome {
             Ok(()) => {

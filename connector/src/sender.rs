@@ -5,6 +5,7 @@
 //! bounding requests in flight. Failures other than `410 Gone` are retried with backoff by
 //! the caller's task only, so a slow or failing connection never holds up another.
 
+use crate::fair::FairSemaphore;
 use crate::fatal::Fatal;
 use crate::lease::Lease;
 use crate::metrics::Metrics;
@@ -17,7 +18,6 @@ use aws_sdk_apigatewaymanagement::Client;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 /// API Gateway's limit on one message.
 pub use shared::realtime::protocol::MAX_SERVER_MESSAGE_BYTES as MAX_MESSAGE_BYTES;
@@ -41,7 +41,8 @@ pub enum SendError {
 #[derive(Clone)]
 pub struct Sender {
     client: Client,
-    limit: Arc<Semaphore>,
+    /// Requests in flight, handed out to waiting accounts in turn.
+    limit: Arc<FairSemaphore>,
     timeout: Duration,
     metrics: Arc<Metrics>,
     fatal: Arc<Fatal>,
@@ -84,7 +85,7 @@ impl Sender {
             .build();
         Sender {
             client: Client::from_conf(config),
-            limit: Arc::new(Semaphore::new(concurrency)),
+            limit: FairSemaphore::new(concurrency),
             timeout,
             metrics,
             fatal,
@@ -93,7 +94,8 @@ impl Sender {
 
     /// Whether API Gateway still has the connection (`GetConnection`; 410 means gone).
     pub async fn alive(&self, connection_id: &str) -> Result<bool, String> {
-        let _permit = self.limit.acquire().await;
+        // Probes take their turn as one more account.
+        let _permit = self.limit.acquire(uuid::Uuid::nil()).await;
         let reply = tokio::time::timeout(
             self.timeout,
             self.client
@@ -114,11 +116,13 @@ impl Sender {
         }
     }
 
-    /// Posts one message, retrying transient failures with capped backoff until it is
-    /// delivered, the connection is gone, or `cancel` fires. Every attempt first checks
-    /// that `lease` still runs: a deposed or paused leader sends nothing more.
+    /// Posts one message to a connection of `account`, retrying transient failures with
+    /// capped backoff until it is delivered, the connection is gone, or `cancel` fires.
+    /// Every attempt first checks that `lease` still runs: a deposed or paused leader sends
+    /// nothing more.
     pub async fn post(
         &self,
+        account: uuid::Uuid,
         connection_id: &str,
         data: Vec<u8>,
         cancel: &tokio_util::sync::CancellationToken,
@@ -131,7 +135,9 @@ impl Sender {
         let mut delay = Duration::from_millis(50);
         loop {
             let attempt = async {
-                let _permit = self.limit.acquire().await;
+                // Accounts take turns for slots: a crowd of one account's posts (a
+                // reconnect storm) does not queue in front of another account's.
+                let _permit = self.limit.acquire(account).await;
                 // Checked at the last moment: after waiting for a permit, before the request.
                 if !lease.valid() {
                     return None;

@@ -3,6 +3,7 @@
 //! docs/architecture.md, section 2.
 
 mod faults;
+mod load;
 mod operations;
 
 use serde_json::{json, Value};

@@ -165,7 +165,7 @@ impl HttpFaults {
             reqwest::Client::new(),
         );
         let app = axum::Router::new()
-            .fallback(forward)
+            .route("/@connections/{id}", axum::routing::any(forward))
             .with_state(Arc::new(state));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -224,16 +224,13 @@ type HttpState = Arc<(Arc<Mutex<Rules>>, String, reqwest::Client)>;
 
 async fn forward(
     axum::extract::State(state): axum::extract::State<HttpState>,
+    axum::extract::Path(connection): axum::extract::Path<String>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (rules, upstream, http) = (&state.0, &state.1, &state.2);
+    // As sent: the id percent-encoded.
     let path = request.uri().path().to_string();
-    let connection = path
-        .split("/@connections/")
-        .nth(1)
-        .map(|id| id.split('/').next().unwrap_or(id).to_string())
-        .unwrap_or_default();
     let fault = match rules.lock() {
         Ok(mut r) => {
             *r.seen.entry(connection.clone()).or_default() += 1;

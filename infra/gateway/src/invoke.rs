@@ -17,12 +17,17 @@ pub enum InvokeError {
 pub struct Invoker {
     base: String,
     client: reqwest::Client,
+    /// `cargo lambda watch` runs a few instances of each function and stops answering
+    /// altogether when thousands of invocations arrive at once (a reconnect storm: a
+    /// `$disconnect`, `$connect` and subscribe per client). They queue here instead, as
+    /// Lambda's own scaling would absorb them.
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Invoker {
     /// `base` is cargo lambda watch's address, e.g. `http://127.0.0.1:9000`. The timeout is
     /// generous because `cargo lambda watch` compiles a function on its first invocation.
-    pub fn new(base: &str, timeout: Duration) -> Invoker {
+    pub fn new(base: &str, timeout: Duration, concurrency: usize) -> Invoker {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -31,11 +36,13 @@ impl Invoker {
         Invoker {
             base: base.trim_end_matches('/').to_string(),
             client,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
         }
     }
 
     pub async fn invoke(&self, function: &str, event: &Value) -> Result<Value, InvokeError> {
         let url = format!("{}/2015-03-31/functions/{function}/invocations", self.base);
+        let _turn = self.in_flight.acquire().await;
         let response = self
             .client
             .post(&url)

@@ -38,6 +38,8 @@ pub struct Settings {
     /// Messages waiting for a slow client before posts get `429 LimitExceededException`.
     pub outbound_queue: usize,
     pub invoke_timeout: Duration,
+    /// Invocations in flight to `cargo lambda watch` at once; more wait their turn here.
+    pub invoke_concurrency: usize,
     /// New WebSocket connections admitted per second (API Gateway's default: 500).
     pub connect_rate: u32,
 }
@@ -52,6 +54,7 @@ impl Default for Settings {
             max_message_bytes: 128 * 1024,
             outbound_queue: 1024,
             invoke_timeout: Duration::from_secs(120),
+            invoke_concurrency: 32,
             connect_rate: 500,
         }
     }
@@ -70,7 +73,11 @@ pub type State = Arc<Gateway>;
 impl Gateway {
     pub fn new(template: Template, settings: Settings) -> State {
         Arc::new(Gateway {
-            invoker: Invoker::new(&settings.invoke_url, settings.invoke_timeout),
+            invoker: Invoker::new(
+                &settings.invoke_url,
+                settings.invoke_timeout,
+                settings.invoke_concurrency,
+            ),
             template,
             connections: Registry::default(),
             connect_rate: admission::ConnectRate::new(settings.connect_rate),

@@ -2,7 +2,8 @@
 //! `GATEWAY_ADDR` (127.0.0.1:8001), `GATEWAY_INVOKE_URL` (cargo lambda watch,
 //! http://127.0.0.1:9000), `GATEWAY_TEMPLATE` (template.yaml), `GATEWAY_WEB_DIR` (web),
 //! `GATEWAY_OUTBOUND_QUEUE` (1024 messages per connection), `GATEWAY_IDLE_TIMEOUT_SECONDS` (600),
-//! `GATEWAY_CONNECT_RATE` (500 new WebSocket connections a second, as API Gateway).
+//! `GATEWAY_CONNECT_RATE` (500 new WebSocket connections a second, as API Gateway),
+//! `GATEWAY_INVOKE_CONCURRENCY` (32 invocations of `cargo lambda watch` in flight).
 
 use gateway::{router, template::Template, Gateway, Settings};
 use std::net::SocketAddr;
@@ -39,6 +40,11 @@ async fn main() -> ExitCode {
             "GATEWAY_IDLE_TIMEOUT_SECONDS",
             defaults.idle_timeout.as_secs(),
         )),
+        invoke_concurrency: number(
+            "GATEWAY_INVOKE_CONCURRENCY",
+            defaults.invoke_concurrency as u64,
+        )
+        .clamp(1, 4096) as usize,
         connect_rate: number("GATEWAY_CONNECT_RATE", u64::from(defaults.connect_rate))
             .clamp(1, 1_000_000) as u32,
         ..defaults

@@ -168,35 +168,62 @@ fn nextest_run(
             args.splice(0..0, ["-E".to_string(), f]);
         }
     }
-    let mut cmd = cargo(root);
-    cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-    if std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && !args.iter().any(|a| a.starts_with("--color"))
-    {
-        // Its stderr is a pipe to us, and we pass it on to a terminal.
-        cmd.arg("--color=always");
-    }
-    cmd.args(&args).env("DATABASE_URL", database_url);
-    let mut summary = None;
-    let status = run_forwarding(&mut cmd, Stream::Stderr, &mut |line| {
-        if let Some(s) = parse_nextest_summary(line) {
-            summary = Some(s);
+    // Two passes: the suite, in parallel; then the load tests (`#[ignore = "load: ..."]`),
+    // one at a time with nothing else running, so that they measure the connector and not
+    // their neighbours, and their load slows no timed test.
+    let passes: [(&str, &[&str]); 2] = [
+        ("the tests", &[]),
+        (
+            "the load tests (one at a time)",
+            &["--run-ignored", "only", "--test-threads", "1"],
+        ),
+    ];
+    for (index, (what, pass_args)) in passes.into_iter().enumerate() {
+        if index == 1 {
+            step("the load tests, alone");
         }
-    })?;
-    match summary {
-        Some(s) => {
-            tally.passed += s.passed;
-            tally.failed += s.failed;
-            tally.skipped += s.skipped;
-            tally.skipped += skips
-                .iter()
-                .filter(|s| s.whole_binaries)
-                .filter_map(|s| s.count)
-                .sum::<u64>();
+        let mut cmd = cargo(root);
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        if index == 1 {
+            // None may be selected by the filters given; that is not a failure.
+            cmd.arg("--no-tests=pass");
         }
-        None => tally.notes.push(format!(
-            "not run: the tests, as cargo nextest stopped before running them ({status}; see above)"
-        )),
+        if std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && !args.iter().any(|a| a.starts_with("--color"))
+        {
+            // Its stderr is a pipe to us, and we pass it on to a terminal.
+            cmd.arg("--color=always");
+        }
+        cmd.args(pass_args)
+            .args(&args)
+            .env("DATABASE_URL", database_url);
+        let mut summary = None;
+        let status = run_forwarding(&mut cmd, Stream::Stderr, &mut |line| {
+            if let Some(s) = parse_nextest_summary(line) {
+                summary = Some(s);
+            }
+        })?;
+        match summary {
+            Some(s) => {
+                tally.passed += s.passed;
+                tally.failed += s.failed;
+                if index == 1 {
+                    // The first pass counted them as skipped.
+                    tally.skipped = tally.skipped.saturating_sub(s.passed + s.failed);
+                } else {
+                    tally.skipped += s.skipped;
+                    tally.skipped += skips
+                        .iter()
+                        .filter(|s| s.whole_binaries)
+                        .filter_map(|s| s.count)
+                        .sum::<u64>();
+                }
+            }
+            None if index == 1 && status.success() => {}
+            None => tally.notes.push(format!(
+                "not run: {what}, as cargo nextest stopped before running them ({status}; see above)"
+            )),
+        }
     }
     doctests(root, database_url, tally)
 }

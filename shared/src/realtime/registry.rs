@@ -155,15 +155,19 @@ pub async fn load_active(db: &impl GenericClient) -> Result<Vec<Connection>> {
     .collect()
 }
 
-pub async fn load(db: &impl GenericClient, connection_id: &str) -> Result<Option<Connection>> {
-    db.query_opt(
-        &format!("SELECT {CONNECTION_COLUMNS} FROM ws_connections WHERE connection_id = $1"),
-        &[&connection_id],
+/// The rows of these connections that exist, in one read.
+pub async fn load_many(
+    db: &impl GenericClient,
+    connection_ids: &[String],
+) -> Result<Vec<Connection>> {
+    db.query(
+        &format!("SELECT {CONNECTION_COLUMNS} FROM ws_connections WHERE connection_id = ANY($1)"),
+        &[&connection_ids],
     )
     .await?
-    .as_ref()
+    .iter()
     .map(Connection::from_row)
-    .transpose()
+    .collect()
 }
 
 /// The leadership fence every connector write carries (see `super::lease`): the row lock
