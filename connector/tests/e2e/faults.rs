@@ -8,17 +8,8 @@ use super::*;
 use devkit::faults::{HttpFault, HttpFaults, Mode, Proxy};
 
 /// Waits up to `timeout` for `done`, checking every 50 ms.
-async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn eventually(timeout: Duration, done: impl FnMut() -> bool) -> bool {
+    devkit::eventually(timeout, Duration::from_millis(50), done).await
 }
 
 /// A management API path of its own for a replica, so the test can count what it sends.
@@ -198,19 +189,6 @@ async fn a_leader_paused_for_30_seconds_is_replaced_and_sends_nothing_when_it_wa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_postgres_is_replaced_and_sends_nothing_when_the_path_heals() {
     quiet_takeover("partition", Cut::Partition).await;
-}
-
-/// The id of the connection opened last.
-async fn newest_connection(s: &Stack) -> String {
-    s.db.raw()
-        .await
-        .query_one(
-            "SELECT connection_id FROM ws_connections ORDER BY connected_at DESC LIMIT 1",
-            &[],
-        )
-        .await
-        .expect("a connection")
-        .get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

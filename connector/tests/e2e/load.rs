@@ -37,6 +37,21 @@ async fn connect(s: &Stack, who: &Person) -> (Client, u32) {
     }
 }
 
+/// The ids of `account`'s connections.
+async fn connections_of(s: &Stack, account: Uuid) -> Vec<String> {
+    s.db.raw()
+        .await
+        .query(
+            "SELECT connection_id FROM ws_connections WHERE account_id = $1",
+            &[&account],
+        )
+        .await
+        .expect("connections")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// Writes `n` events for `account`, one every `every`; returns (id, when its commit returned).
 async fn paced(s: &Stack, account: Uuid, n: usize, every: Duration) -> Vec<(i64, Instant)> {
     let db = s.db.raw().await;
@@ -108,18 +123,7 @@ async fn load_a_housekeeping_pass_over_500_silent_connections_does_not_slow_live
         .map(|(c, _)| c)
         .collect()
         .await;
-    let ids: Vec<String> =
-        s.db.raw()
-            .await
-            .query(
-                "SELECT connection_id FROM ws_connections WHERE state = 'pending'",
-                &[],
-            )
-            .await
-            .expect("connections")
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+    let ids = connections_of(&s, p.acme_admin.principal.account_id).await;
     assert_eq!(ids.len(), 500);
     for id in &ids {
         api.set(id, HttpFault::Slow(Duration::from_millis(500)));
@@ -164,17 +168,7 @@ async fn load_a_minute_of_writing_at_full_speed_keeps_durable_cursors_within_two
     let mut connection_ids = Vec::new();
     for w in who {
         clients.push(subscribed(&s, w, None).await);
-        connection_ids.push(
-            s.db.raw()
-                .await
-                .query_one(
-                    "SELECT connection_id FROM ws_connections ORDER BY connected_at DESC LIMIT 1",
-                    &[],
-                )
-                .await
-                .expect("connection")
-                .get::<_, String>(0),
-        );
+        connection_ids.push(newest_connection(&s).await);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
@@ -281,18 +275,7 @@ async fn load_a_thousand_clients_cut_at_once_all_resume_without_loss() {
         .buffer_unordered(32)
         .collect()
         .await;
-    let ids: Vec<String> =
-        s.db.raw()
-            .await
-            .query(
-                "SELECT connection_id FROM ws_connections WHERE account_id = $1",
-                &[&demo],
-            )
-            .await
-            .expect("connections")
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+    let ids = connections_of(&s, demo).await;
     assert_eq!(ids.len(), N);
     println!(
         "{N} clients connected and subscribed in {:?}",

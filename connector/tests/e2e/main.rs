@@ -68,6 +68,19 @@ fn assert_exact(name: &str, c: &Client, expected: &BTreeSet<i64>) {
     );
 }
 
+/// The id of the connection opened last.
+async fn newest_connection(s: &Stack) -> String {
+    s.db.raw()
+        .await
+        .query_one(
+            "SELECT connection_id FROM ws_connections ORDER BY connected_at DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("a connection")
+        .get(0)
+}
+
 fn intent_body(plan: Uuid) -> Value {
     json!({ "plan_id": plan, "billing_cycle": "monthly", "payment_method": "card" })
 }

@@ -43,3 +43,21 @@ pub fn wait_until(timeout: Duration, every: Duration, mut done: impl FnMut() -> 
         std::thread::sleep(every);
     }
 }
+
+/// [`wait_until`] for async code: the same polling, sleeping on the runtime.
+pub async fn eventually(
+    timeout: Duration,
+    every: Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
