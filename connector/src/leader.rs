@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::delivery::{Outgoing, Shared, Start, Worker};
 use crate::lease::Lease;
-use crate::session::{Session, SessionError, Wake};
+use crate::session::{Session, SessionError};
 use futures::StreamExt;
 use shared::platform::database::Pool;
 use shared::realtime::housekeeping;
@@ -144,17 +144,12 @@ impl Leader<'_> {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = self.lease.lost() => return Err(self.lease.error()),
-                wake = session.wakes.recv() => {
-                    let Some(first) = wake else { return Err(SessionError::Lost) };
-                    // Coalesce whatever else is waiting into one pass.
-                    let mut new_events = false;
-                    let mut changed = HashSet::new();
-                    for w in std::iter::once(first).chain(std::iter::from_fn(|| session.wakes.try_recv().ok())) {
-                        match w {
-                            Wake::Events => new_events = true,
-                            Wake::Connection(id) => { changed.insert(id); }
-                        }
+                alive = session.wakes.wait() => {
+                    if !alive {
+                        return Err(SessionError::Lost);
                     }
+                    // Everything heard since the last look, in one pass.
+                    let (new_events, changed) = session.wakes.take();
                     // Events first: the connections already live should not wait for a
                     // crowd of (re)subscriptions to be set up.
                     if new_events {

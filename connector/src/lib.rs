@@ -95,6 +95,7 @@ async fn serve(
     // Every session of this process carries one name, so a successor can find them all.
     let application_name = session::application_name(&cfg.id);
     connect.config.application_name(&application_name);
+    session::with_server_keepalives(&mut connect.config);
     let pool = shared::platform::database::pool(&connect, cfg.pool_size)?;
     // The leader loop's own, so that it never queues behind delivery tasks (leader.rs).
     let leader_pool = shared::platform::database::pool(&connect, 2)?;

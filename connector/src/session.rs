@@ -7,21 +7,62 @@ use shared::platform::database::Connect;
 use shared::realtime::lease;
 use shared::realtime::registry as connections;
 use shared::store::outbox as events;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 /// Held by the leader for the life of its session; released by Postgres when the session ends.
 pub const LEADER_LOCK: i64 = 7_394_461_024_938_240_010;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Wake {
-    /// New events were committed (the payload is an id; the table is the truth).
-    Events,
-    /// A connection subscribed or went away.
-    Connection(String),
+/// What the control session has heard since the leader last looked, coalesced: however
+/// many NOTIFYs arrive, it is one flag for events and a set of connection ids, never a
+/// queue that grows with the write rate.
+#[derive(Default)]
+pub struct Wakes {
+    events: AtomicBool,
+    connections: Mutex<HashSet<String>>,
+    notify: Notify,
+    /// Fired when the session ends.
+    closed: CancellationToken,
+}
+
+impl Wakes {
+    fn events(&self) {
+        self.events.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    fn connection(&self, id: String) {
+        if let Ok(mut c) = self.connections.lock() {
+            c.insert(id);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Waits for a wake-up; `false` once the session has ended.
+    pub async fn wait(&self) -> bool {
+        tokio::select! {
+            _ = self.notify.notified() => true,
+            _ = self.closed.cancelled() => false,
+        }
+    }
+
+    /// Takes what has been heard: whether events were committed (the payload is an id; the
+    /// table is the truth), and which connections subscribed or went away.
+    pub fn take(&self) -> (bool, HashSet<String>) {
+        let events = self.events.swap(false, Ordering::SeqCst);
+        let connections = self
+            .connections
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        (events, connections)
+    }
 }
 
 /// Server-side TCP settings for the control session: probe after 5 s idle, every 2 s, give
@@ -29,10 +70,21 @@ pub enum Wake {
 pub const SERVER_KEEPALIVES: &str = "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 \
      -c tcp_keepalives_count=3 -c tcp_user_timeout=15000";
 
+/// Adds [`SERVER_KEEPALIVES`] to a session's options, keeping any the URL gave. The
+/// connector's pooled sessions get them too: a cut-off leader's sessions end on the server.
+pub fn with_server_keepalives(config: &mut tokio_postgres::Config) {
+    let options = match config.get_options() {
+        Some(given) if given.contains(SERVER_KEEPALIVES) => return,
+        Some(given) if !given.is_empty() => format!("{given} {SERVER_KEEPALIVES}"),
+        _ => SERVER_KEEPALIVES.to_string(),
+    };
+    config.options(&options);
+}
+
 pub struct Session {
     /// Shared with the task that renews the lease on it (`crate::lease::keep`).
     pub client: Arc<tokio_postgres::Client>,
-    pub wakes: mpsc::UnboundedReceiver<Wake>,
+    pub wakes: Arc<Wakes>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,39 +115,39 @@ impl Session {
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
             .keepalives_interval(Duration::from_secs(5))
-            .keepalives_retries(3)
-            // The server's side too: a leader whose host dies or is cut off without a FIN
-            // would otherwise keep its backend, and so the leadership lock, until Postgres's
-            // default keepalive (two hours) notices. With these it is ended within about
-            // 20 s. (A paused process still answers keepalives from its kernel: the lease
-            // covers that, see `shared::realtime::lease`.)
-            .options(SERVER_KEEPALIVES);
+            .keepalives_retries(3);
+        // The server's side too: a leader whose host dies or is cut off without a FIN would
+        // otherwise keep its backend, and so the leadership lock, until Postgres's default
+        // keepalive (two hours) notices. With these it is ended within about 20 s. (A paused
+        // process still answers keepalives from its kernel: the lease covers that, see
+        // `shared::realtime::lease`.)
+        with_server_keepalives(&mut config);
         let (client, mut connection) = config.connect(connect.tls.clone()).await?;
-        let (tx, wakes) = mpsc::unbounded_channel();
+        let wakes = Arc::new(Wakes::default());
         // Notifications reach only code that polls the connection for messages; a plain
         // spawned connection future would drop them.
-        tokio::spawn(async move {
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(AsyncMessage::Notification(n)) => {
-                        let wake = if n.channel() == connections::CHANNEL {
-                            Wake::Connection(n.payload().to_string())
-                        } else {
-                            Wake::Events
-                        };
-                        if tx.send(wake).is_err() {
+        tokio::spawn({
+            let wakes = wakes.clone();
+            async move {
+                let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(message) = messages.next().await {
+                    match message {
+                        Ok(AsyncMessage::Notification(n)) => {
+                            if n.channel() == connections::CHANNEL {
+                                wakes.connection(n.payload().to_string());
+                            } else {
+                                wakes.events();
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "control session ended");
                             break;
                         }
                     }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "control session ended");
-                        break;
-                    }
                 }
+                wakes.closed.cancel();
             }
-            // Dropping `tx` tells the owner the session is gone.
         });
         client
             .batch_execute(&format!(
@@ -150,7 +202,12 @@ impl Session {
                     _ = shutdown.cancelled() => return Ok(false),
                     _ = &mut deadline => break,
                     // A standby ignores wake-ups, but must notice its session dying.
-                    wake = self.wakes.recv() => if wake.is_none() { return Err(SessionError::Lost) },
+                    alive = self.wakes.wait() => {
+                        if !alive {
+                            return Err(SessionError::Lost);
+                        }
+                        drop(self.wakes.take());
+                    }
                 }
             }
         }
