@@ -10,14 +10,54 @@ use crate::fatal::Fatal;
 use crate::lease::Lease;
 use crate::metrics::Metrics;
 use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
+use aws_sdk_apigatewaymanagement::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_apigatewaymanagement::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_apigatewaymanagement::error::SdkError;
 use aws_sdk_apigatewaymanagement::operation::get_connection::GetConnectionError;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The last check before a post leaves: an SDK interceptor that refuses to transmit once
+/// the lease may have ended. It runs after everything that can wait (a send slot,
+/// credentials, the endpoint, signing), so a leader paused anywhere before it finds its
+/// lease over when it wakes; only one paused between here and the socket write can still
+/// send (docs/architecture.md, 4, "Known gaps").
+struct LeaseCheck {
+    lease: Arc<Lease>,
+    refused: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for LeaseCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseCheck")
+            .field("epoch", &self.lease.epoch)
+            .finish()
+    }
+}
+
+impl Intercept for LeaseCheck {
+    fn name(&self) -> &'static str {
+        "LeaseCheck"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if self.lease.valid() {
+            return Ok(());
+        }
+        self.refused.store(true, Ordering::SeqCst);
+        Err("this replica's lease has ended".into())
+    }
+}
 
 /// API Gateway's limit on one message.
 pub use shared::realtime::protocol::MAX_SERVER_MESSAGE_BYTES as MAX_MESSAGE_BYTES;
@@ -126,7 +166,7 @@ impl Sender {
         connection_id: &str,
         data: Vec<u8>,
         cancel: &tokio_util::sync::CancellationToken,
-        lease: &Lease,
+        lease: &Arc<Lease>,
     ) -> Result<(), SendError> {
         if data.len() > MAX_MESSAGE_BYTES {
             return Err(SendError::TooLarge);
@@ -138,19 +178,31 @@ impl Sender {
                 // Accounts take turns for slots: a crowd of one account's posts (a
                 // reconnect storm) does not queue in front of another account's.
                 let _permit = self.limit.acquire(account).await;
-                // Checked at the last moment: after waiting for a permit, before the request.
+                // Checked after waiting for a slot, and again by `LeaseCheck` just before
+                // the request leaves (after credentials, endpoint and signing).
                 if !lease.valid() {
                     return None;
                 }
+                let check = LeaseCheck {
+                    lease: lease.clone(),
+                    refused: Arc::new(AtomicBool::new(false)),
+                };
+                let refused = check.refused.clone();
                 let sent = tokio::time::timeout(
                     self.timeout,
                     self.client
                         .post_to_connection()
                         .connection_id(connection_id)
                         .data(blob.clone())
+                        .customize()
+                        .interceptor(check)
                         .send(),
-                );
-                Some(sent.await)
+                )
+                .await;
+                if refused.load(Ordering::SeqCst) {
+                    return None;
+                }
+                Some(sent)
             };
             let outcome = tokio::select! {
                 _ = cancel.cancelled() => return Err(SendError::Cancelled),

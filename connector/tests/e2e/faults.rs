@@ -134,11 +134,23 @@ async fn quiet_takeover(name: &str, cut: Cut) {
     let mut ids = s.burst(150, &targets, 0).await;
     delivered_within(&mut clients, &who, &ids, &targets, Instant::now()).await;
 
+    // Mid-burst: the cut comes while events are being written and delivered.
+    let burst = {
+        let (url, targets) = (s.db.url.clone(), targets.clone());
+        tokio::spawn(async move { record(&url, 300, &targets, 0).await })
+    };
+    let seen = clients[0].raw.len();
+    assert!(
+        clients[0]
+            .until(Duration::from_secs(30), |c| c.raw.len() >= seen + 20)
+            .await
+    );
     match cut {
         Cut::Pause => s.connectors[0].signal("STOP"),
         Cut::Partition => proxy.set(Mode::Blackhole),
     }
     let cut_at = Instant::now();
+    ids.extend(burst.await.expect("burst"));
     let after_cut = s.burst(150, &targets, 0).await;
     let took = delivered_within(&mut clients, &who, &after_cut, &targets, cut_at).await;
     println!("{name}: events written after the cut reached every client {took:?} after it");
@@ -168,11 +180,18 @@ async fn quiet_takeover(name: &str, cut: Cut) {
     let last = s.burst(100, &targets, 0).await;
     ids.extend(last);
     let duplicates = settle(&mut clients, &who, &ids, &targets).await;
-    assert_eq!(
-        p0.posts(),
-        sent_by_old,
-        "the deposed leader sent after waking"
-    );
+    let late = p0.posts() - sent_by_old;
+    println!("{name}: messages the old leader sent after it was healed: {late}");
+    match cut {
+        Cut::Partition => assert_eq!(late, 0, "the deposed leader sent after the path healed"),
+        // Every send checks the lease first, but a message already past that check when the
+        // process froze goes out when it wakes: at most one per connection (each has one
+        // message in flight at most). Clients drop it by id (docs/architecture.md, 4).
+        Cut::Pause => assert!(
+            late <= clients.len(),
+            "the deposed leader sent {late} messages after waking"
+        ),
+    }
     assert_eq!(s.leader_now().await.as_deref(), Some("connector-1"));
     assert!(p1.posts() > 0);
     println!(
