@@ -125,13 +125,14 @@ impl Leader<'_> {
             }
         });
         // The lease is renewed beside the loop too: a long pass cannot let it run out.
-        let keeper = tokio::spawn(crate::lease::keep(
-            self.lease.clone(),
-            session.client.clone(),
-            self.cfg.lease,
-            self.cfg.lease_renew_interval(),
-            background.clone(),
-        ));
+        let keeper = every(self.cfg.lease_renew_interval(), background.clone(), {
+            let (lease, control, ttl) =
+                (self.lease.clone(), session.client.clone(), self.cfg.lease);
+            move || {
+                let (lease, control) = (lease.clone(), control.clone());
+                async move { crate::lease::renew(&lease, &control, ttl).await }
+            }
+        });
         let _tasks = AbortOnDrop(vec![flusher, housekeeper, keeper]);
 
         let mut poll = tokio::time::interval(self.cfg.poll_interval);

@@ -9,7 +9,7 @@
 //! finds its lease over before it sends anything more.
 
 use crate::session::SessionError;
-use shared::realtime::lease;
+use shared::realtime::lease as store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ impl Lease {
 
     /// Whether this replica may still send: never after the lease may have ended.
     pub fn valid(&self) -> bool {
-        !self.lost.is_cancelled()
+        !self.is_lost()
             && Instant::now()
                 .saturating_duration_since(self.base)
                 .as_nanos()
@@ -64,6 +64,10 @@ impl Lease {
             until.as_nanos().min(u64::MAX as u128) as u64,
             Ordering::SeqCst,
         );
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_cancelled()
     }
 
     /// Resolves once the lease is lost.
@@ -89,48 +93,27 @@ impl Lease {
     }
 }
 
-/// Renews `lease` every `every` on the control session until `stop`, or until it is lost:
-/// a renewal refused (another replica leads), failed (the session is gone) or not answered
-/// before the lease would end.
-pub async fn keep(
-    lease: Arc<Lease>,
-    control: Arc<tokio_postgres::Client>,
-    ttl: Duration,
-    every: Duration,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if !lease.valid() {
-            lease.lose("the lease ran out before it was renewed (was the process paused?)");
-            return;
-        }
-        let sent = Instant::now();
-        let renewed = tokio::time::timeout(lease.left(), lease::renew(&control, lease.epoch, ttl));
-        match renewed.await {
-            Ok(Ok(true)) => lease.extend(sent, ttl),
-            Ok(Ok(false)) => {
-                lease.lose(format!(
-                    "another replica took over (epoch {} ended)",
-                    lease.epoch
-                ));
-                return;
-            }
-            Ok(Err(e)) => {
-                lease.lose(format!("could not renew the lease: {e}"));
-                return;
-            }
-            Err(_) => {
-                lease.lose("the lease ran out while renewing it (the database did not answer)");
-                return;
-            }
-        }
+/// Renews `lease` once on the control session (the leader calls it every
+/// `Config::lease_renew_interval`). A renewal refused (another replica leads), failed (the
+/// session is gone) or not answered before the lease would end loses the lease. Once lost,
+/// nothing.
+pub async fn renew(lease: &Lease, control: &tokio_postgres::Client, ttl: Duration) {
+    if lease.is_lost() {
+        return;
+    }
+    if !lease.valid() {
+        lease.lose("the lease ran out before it was renewed (was the process paused?)");
+        return;
+    }
+    let sent = Instant::now();
+    match tokio::time::timeout(lease.left(), store::renew(control, lease.epoch, ttl)).await {
+        Ok(Ok(true)) => lease.extend(sent, ttl),
+        Ok(Ok(false)) => lease.lose(format!(
+            "another replica took over (epoch {} ended)",
+            lease.epoch
+        )),
+        Ok(Err(e)) => lease.lose(format!("could not renew the lease: {e}")),
+        Err(_) => lease.lose("the lease ran out while renewing it (the database did not answer)"),
     }
 }
 

@@ -92,10 +92,8 @@ async fn serve(
         cfg.database_url.expose(),
         cfg.database_ca_file.as_deref(),
     )?;
-    // Every session of this process carries one name, so a successor can find them all.
     let application_name = session::application_name(&cfg.id);
-    connect.config.application_name(&application_name);
-    session::with_server_keepalives(&mut connect.config);
+    session::configure(&mut connect, &application_name);
     let pool = shared::platform::database::pool(&connect, cfg.pool_size)?;
     // The leader loop's own, so that it never queues behind delivery tasks (leader.rs).
     let leader_pool = shared::platform::database::pool(&connect, 2)?;
@@ -160,7 +158,7 @@ async fn serve(
     );
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        let mut session = match Session::connect(&connect, &application_name).await {
+        let mut session = match Session::connect(&connect).await {
             Ok(s) => {
                 fatal.recovered();
                 s
@@ -268,7 +266,6 @@ async fn take_lease(
         );
         // Keep our own lease meanwhile, so no standby takes us for stale.
         let until = tokio::time::Instant::now() + taken.previous_lease_left;
-        let mut lease = lease;
         while tokio::time::Instant::now() < until {
             let step = until
                 .saturating_duration_since(tokio::time::Instant::now())
@@ -276,15 +273,13 @@ async fn take_lease(
             if !sleep_or_shutdown(step, shutdown).await {
                 return Ok(None);
             }
-            let sent = tokio::time::Instant::now();
-            if !store::renew(&session.client, taken.epoch, cfg.lease).await? {
+            lease::renew(&lease, &session.client, cfg.lease).await;
+            if lease.is_lost() {
                 return Err(shared::platform::error::Error::unavailable(
-                    "another replica took the lease while this one waited for the old one's",
+                    lease.error().to_string(),
                 ));
             }
-            lease = lease::Lease::new(taken.epoch, sent, cfg.lease);
         }
-        return Ok(Some(lease));
     }
     Ok(Some(lease))
 }

@@ -158,8 +158,8 @@ impl Sender {
 
     /// Posts one message to a connection of `account`, retrying transient failures with
     /// capped backoff until it is delivered, the connection is gone, or `cancel` fires.
-    /// Every attempt first checks that `lease` still runs: a deposed or paused leader sends
-    /// nothing more.
+    /// Every attempt checks that `lease` still runs just before it is transmitted: a deposed
+    /// or paused leader sends nothing more.
     pub async fn post(
         &self,
         account: uuid::Uuid,
@@ -178,11 +178,8 @@ impl Sender {
                 // Accounts take turns for slots: a crowd of one account's posts (a
                 // reconnect storm) does not queue in front of another account's.
                 let _permit = self.limit.acquire(account).await;
-                // Checked after waiting for a slot, and again by `LeaseCheck` just before
-                // the request leaves (after credentials, endpoint and signing).
-                if !lease.valid() {
-                    return None;
-                }
+                // `LeaseCheck` refuses it just before it would leave (after credentials,
+                // endpoint and signing) if the lease may have ended meanwhile.
                 let check = LeaseCheck {
                     lease: lease.clone(),
                     refused: Arc::new(AtomicBool::new(false)),

@@ -65,24 +65,32 @@ impl Wakes {
     }
 }
 
-/// Server-side TCP settings for the control session: probe after 5 s idle, every 2 s, give
+/// Server-side TCP settings for a replica's sessions: probe after 5 s idle, every 2 s, give
 /// up after 3 unanswered; and drop the connection when sent data stays unacknowledged 15 s.
+/// A leader whose host dies or is cut off without a FIN would otherwise keep its backends,
+/// and so the leadership lock, until Postgres's default keepalive (two hours) notices; with
+/// these they end within about 20 s. (A paused process still answers keepalives from its
+/// kernel: the lease covers that, see `shared::realtime::lease`.)
 pub const SERVER_KEEPALIVES: &str = "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 \
      -c tcp_keepalives_count=3 -c tcp_user_timeout=15000";
 
-/// Adds [`SERVER_KEEPALIVES`] to a session's options, keeping any the URL gave. The
-/// connector's pooled sessions get them too: a cut-off leader's sessions end on the server.
-pub fn with_server_keepalives(config: &mut tokio_postgres::Config) {
-    let options = match config.get_options() {
-        Some(given) if given.contains(SERVER_KEEPALIVES) => return,
+/// Sets what every session of a replica carries, its control session and its pools alike:
+/// the replica's application name (see [`application_name`]), by which a successor finds
+/// them all, and [`SERVER_KEEPALIVES`] (added to any options the URL gave), so that the
+/// server ends a cut-off leader's sessions.
+pub fn configure(connect: &mut Connect, application_name: &str) {
+    let options = match connect.config.get_options() {
         Some(given) if !given.is_empty() => format!("{given} {SERVER_KEEPALIVES}"),
         _ => SERVER_KEEPALIVES.to_string(),
     };
-    config.options(&options);
+    connect
+        .config
+        .application_name(application_name)
+        .options(&options);
 }
 
 pub struct Session {
-    /// Shared with the task that renews the lease on it (`crate::lease::keep`).
+    /// Shared with the task that renews the lease on it (`crate::lease::renew`).
     pub client: Arc<tokio_postgres::Client>,
     pub wakes: Arc<Wakes>,
 }
@@ -103,25 +111,15 @@ pub enum SessionError {
 const END_WAIT: Duration = Duration::from_secs(5);
 
 impl Session {
-    /// Connects with the replica's application name (see [`application_name`]).
-    pub async fn connect(
-        connect: &Connect,
-        application_name: &str,
-    ) -> Result<Session, SessionError> {
+    /// Connects as `connect` says (set up by [`configure`]).
+    pub async fn connect(connect: &Connect) -> Result<Session, SessionError> {
         let mut config = connect.config.clone();
         config
-            .application_name(application_name)
             .connect_timeout(Duration::from_secs(5))
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
             .keepalives_interval(Duration::from_secs(5))
             .keepalives_retries(3);
-        // The server's side too: a leader whose host dies or is cut off without a FIN would
-        // otherwise keep its backend, and so the leadership lock, until Postgres's default
-        // keepalive (two hours) notices. With these it is ended within about 20 s. (A paused
-        // process still answers keepalives from its kernel: the lease covers that, see
-        // `shared::realtime::lease`.)
-        with_server_keepalives(&mut config);
         let (client, mut connection) = config.connect(connect.tls.clone()).await?;
         let wakes = Arc::new(Wakes::default());
         // Notifications reach only code that polls the connection for messages; a plain

@@ -176,8 +176,9 @@ async fn a_database_that_refuses_the_role_ends_the_connector_with_the_cause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_session_has_server_side_keepalives() {
     let db = TestDb::new().await;
-    let connect = shared::platform::database::Connect::new(&db.url, None).expect("connect");
-    let session = connector::session::Session::connect(&connect, "keepalive-test")
+    let mut connect = shared::platform::database::Connect::new(&db.url, None).expect("connect");
+    connector::session::configure(&mut connect, "keepalive-test");
+    let session = connector::session::Session::connect(&connect)
         .await
         .expect("a session");
     for (setting, expected) in [

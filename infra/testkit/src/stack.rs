@@ -249,8 +249,7 @@ impl Stack {
 
     /// The replica holding the leadership lock right now, if any.
     pub async fn leader_now(&self) -> Option<String> {
-        let key = connector::session::LEADER_LOCK;
-        let (class, obj) = ((key >> 32) as u32 as i64, (key & 0xffff_ffff) as u32 as i64);
+        let (class, obj) = shared::realtime::lease::lock_parts(connector::session::LEADER_LOCK);
         self.db
             .client()
             .await
