@@ -2,7 +2,7 @@
 //! Writes go through `store::Tx`, built on the clients this pool hands out.
 
 use super::config::{Config, ConfigError};
-use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, RecyclingMethod, Runtime};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use std::path::Path;
@@ -28,6 +28,9 @@ pub type Client = deadpool_postgres::Object;
 pub struct Connect {
     pub config: tokio_postgres::Config,
     pub tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// Settings every new session applies with `SET` before the pool hands it out (see
+    /// [`Connect::from_config`]); `None` leaves sessions as the server starts them.
+    pub session_settings: Option<Arc<str>>,
 }
 
 impl Connect {
@@ -38,17 +41,17 @@ impl Connect {
             config.database_ca_file.as_deref(),
         )?;
         // Every session a function opens: a stalled writer is ended, and nobody waits on a
-        // lock forever (docs/architecture.md, "Gap-free ids").
-        let settings = format!(
-            "-c lock_timeout={} -c idle_in_transaction_session_timeout={}",
-            config.db_lock_timeout.as_millis(),
-            config.db_idle_in_transaction_timeout.as_millis()
+        // lock forever (docs/architecture.md, "Gap-free ids"). Applied with SET once per new
+        // session, not as startup `options`: RDS Proxy and PgBouncer refuse a session whose
+        // startup packet carries `options` (docs/architecture.md, "Through a pooler").
+        connect.session_settings = Some(
+            format!(
+                "SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}",
+                config.db_lock_timeout.as_millis(),
+                config.db_idle_in_transaction_timeout.as_millis()
+            )
+            .into(),
         );
-        let options = match connect.config.get_options() {
-            Some(given) if !given.is_empty() => format!("{given} {settings}"),
-            _ => settings,
-        };
-        connect.config.options(&options);
         Ok(connect)
     }
 
@@ -100,6 +103,7 @@ impl Connect {
         Ok(Connect {
             config,
             tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+            session_settings: None,
         })
     }
 }
@@ -121,7 +125,19 @@ pub fn pool(connect: &Connect, max_size: usize) -> Result<Pool, ConfigError> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Pool::builder(manager)
+    let mut builder = Pool::builder(manager);
+    if let Some(settings) = connect.session_settings.clone() {
+        builder = builder.post_create(Hook::async_fn(move |client, _| {
+            let settings = settings.clone();
+            Box::pin(async move {
+                client
+                    .batch_execute(&settings)
+                    .await
+                    .map_err(HookError::Backend)
+            })
+        }));
+    }
+    builder
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(10)))
