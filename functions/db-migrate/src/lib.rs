@@ -188,8 +188,10 @@ pub struct Outcome {
 
 async fn migrate(get: &impl Fn(&str) -> Option<String>, demo: bool) -> Result<Outcome, Error> {
     // In AWS the URL lives in Secrets Manager (DATABASE_URL_SECRET_ARN); read here, not at
-    // init, so that a secret that cannot be read becomes a FAILED answer too.
-    let secrets = secrets::fetch(get).await?;
+    // init, so that a secret that cannot be read becomes a FAILED answer too. Only that one:
+    // db-migrate also inherits JWT_SECRET_SECRET_ARN from the template's Globals, which its
+    // role may not read.
+    let secrets = secrets::fetch(get, &["DATABASE_URL"]).await?;
     let get = &|name: &str| secrets.get(name).cloned().or_else(|| get(name));
     let url = config::required(
         get,

@@ -15,13 +15,16 @@ pub fn arn_variable(name: &str) -> String {
     format!("{name}_SECRET_ARN")
 }
 
-/// Reads, through `get`, which settings live in Secrets Manager and fetches them (the secret's
-/// `SecretString`, as is). Returns the values by setting name; settings without an ARN are
-/// left to the environment.
+/// Reads, through `get`, which of the settings `names` live in Secrets Manager and fetches
+/// them (the secret's `SecretString`, as is). Returns the values by setting name; settings
+/// without an ARN are left to the environment. A program asks only for what it uses: an
+/// ARN in its environment that its role may not read (a `Globals` variable every function
+/// inherits) is then never fetched, where fetching it would fail its start.
 pub async fn fetch(
     get: impl Fn(&str) -> Option<String>,
+    names: &[&'static str],
 ) -> Result<HashMap<&'static str, String>, ConfigError> {
-    let wanted: Vec<(&'static str, String)> = NAMES
+    let wanted: Vec<(&'static str, String)> = names
         .iter()
         .filter_map(|name| {
             get(&arn_variable(name))
@@ -77,6 +80,6 @@ pub async fn fetch_from(
 /// a Secrets Manager secret read from it.
 pub async fn config_from_env() -> Result<super::config::Config, ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
-    let secrets = fetch(env).await?;
+    let secrets = fetch(env, &NAMES).await?;
     super::config::Config::from_lookup(|name| secrets.get(name).cloned().or_else(|| env(name)))
 }

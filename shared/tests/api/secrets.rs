@@ -140,6 +140,8 @@ async fn a_secret_that_cannot_be_read_is_a_start_up_error_naming_its_variable() 
 
 #[tokio::test]
 async fn without_secret_arns_nothing_is_fetched() {
-    let values = secrets::fetch(|_| None).await.expect("nothing to fetch");
+    let values = secrets::fetch(|_| None, &secrets::NAMES)
+        .await
+        .expect("nothing to fetch");
     assert!(values.is_empty());
 }
