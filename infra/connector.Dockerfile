@@ -37,6 +37,21 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /connector /usr/local/bin/connector
 # CA bundle for TLS to Postgres: DATABASE_CA_FILE=/opt/rds-ca-bundle.pem (infra/certs/README.md).
 COPY infra/certs/rds-ca-bundle.pem /opt/rds-ca-bundle.pem
+# /tmp must stay writable for this image's user (nonroot, uid 65532): the running connector
+# keeps its health file there (CONNECTOR_HEALTH_FILE) and `connector health` reads it. The
+# task has a read-only root filesystem and mounts a Fargate bind volume at /tmp
+# (template.yaml, ConnectorTaskDefinition). Fargate creates a bind volume as an empty
+# directory owned by root with mode 0755, which nonroot cannot write: the health check would
+# never pass and the deployment circuit breaker would roll the stack back. Unless the image
+# declares a VOLUME at exactly the mount's containerPath: then ECS copies what the image has
+# at that path into the volume, permissions included ("Use bind mounts with Amazon ECS",
+# ECS Developer Guide: "By default, the volume permissions are set to 0755 and the owner as
+# root. You can customize these permissions in the Dockerfile"; aws/containers-roadmap#938).
+# distroless's /tmp is root-owned with mode 1777, so the task's /tmp is a normal, sticky,
+# world-writable /tmp. The path must equal the containerPath (not a symlink to it); the
+# rehearsal (infra/rehearsal, tests/fargate.rs) fails if this line goes. With plain
+# `docker run`, it is an anonymous volume: /tmp stays writable under --read-only too.
+VOLUME /tmp
 # ECS runs the same check (template.yaml); this one serves `docker run` and other hosts.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/connector", "health"]
