@@ -1,6 +1,8 @@
 //! Invoking functions through `cargo lambda watch`'s Lambda Invoke API
 //! (`POST /2015-03-31/functions/{name}/invocations`), the same call `cargo lambda invoke`
-//! and the AWS SDKs make.
+//! and the AWS SDKs make; or, for functions given a route of their own, through that
+//! function's Runtime Interface Emulator (`POST /2015-03-31/functions/function/invocations`,
+//! one emulator a function, as infra/rehearsal runs them).
 
 use serde_json::Value;
 use std::time::Duration;
@@ -16,6 +18,8 @@ pub enum InvokeError {
 #[derive(Clone)]
 pub struct Invoker {
     base: String,
+    /// Function -> the address of its own Runtime Interface Emulator.
+    routes: std::sync::Arc<std::collections::HashMap<String, String>>,
     client: reqwest::Client,
     /// `cargo lambda watch` runs a few instances of each function and stops answering
     /// altogether when thousands of invocations arrive at once (a reconnect storm: a
@@ -35,13 +39,28 @@ impl Invoker {
             .unwrap_or_default();
         Invoker {
             base: base.trim_end_matches('/').to_string(),
+            routes: Default::default(),
             client,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
         }
     }
 
+    /// Sends `function`'s invocations to its own emulator at `routes[function]` instead.
+    pub fn with_routes(mut self, routes: std::collections::HashMap<String, String>) -> Invoker {
+        self.routes = std::sync::Arc::new(
+            routes
+                .into_iter()
+                .map(|(f, base)| (f, base.trim_end_matches('/').to_string()))
+                .collect(),
+        );
+        self
+    }
+
     pub async fn invoke(&self, function: &str, event: &Value) -> Result<Value, InvokeError> {
-        let url = format!("{}/2015-03-31/functions/{function}/invocations", self.base);
+        let url = match self.routes.get(function) {
+            Some(own) => format!("{own}/2015-03-31/functions/function/invocations"),
+            None => format!("{}/2015-03-31/functions/{function}/invocations", self.base),
+        };
         let _turn = self.in_flight.acquire().await;
         let response = self
             .client

@@ -28,6 +28,8 @@ use websocket::Registry;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub invoke_url: String,
+    /// Functions invoked at an address of their own (see `invoke::Invoker::with_routes`).
+    pub invoke_routes: std::collections::HashMap<String, String>,
     pub web_dir: PathBuf,
     /// API Gateway closes connections idle this long (10 minutes).
     pub idle_timeout: Duration,
@@ -48,6 +50,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             invoke_url: "http://127.0.0.1:9000".into(),
+            invoke_routes: Default::default(),
             web_dir: PathBuf::from("web"),
             idle_timeout: Duration::from_secs(600),
             max_connection_age: Duration::from_secs(7200),
@@ -77,7 +80,8 @@ impl Gateway {
                 &settings.invoke_url,
                 settings.invoke_timeout,
                 settings.invoke_concurrency,
-            ),
+            )
+            .with_routes(settings.invoke_routes.clone()),
             template,
             connections: Registry::default(),
             connect_rate: admission::ConnectRate::new(settings.connect_rate),

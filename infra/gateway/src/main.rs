@@ -3,7 +3,9 @@
 //! http://127.0.0.1:9000), `GATEWAY_TEMPLATE` (template.yaml), `GATEWAY_WEB_DIR` (web),
 //! `GATEWAY_OUTBOUND_QUEUE` (1024 messages per connection), `GATEWAY_IDLE_TIMEOUT_SECONDS` (600),
 //! `GATEWAY_CONNECT_RATE` (500 new WebSocket connections a second, as API Gateway),
-//! `GATEWAY_INVOKE_CONCURRENCY` (32 invocations of `cargo lambda watch` in flight).
+//! `GATEWAY_INVOKE_CONCURRENCY` (32 invocations of `cargo lambda watch` in flight),
+//! `GATEWAY_INVOKE_ROUTES` (a JSON object, function -> the address of its own Runtime
+//! Interface Emulator; infra/rehearsal runs one a function).
 
 use gateway::{router, template::Template, Gateway, Settings};
 use std::net::SocketAddr;
@@ -31,8 +33,16 @@ async fn main() -> ExitCode {
     };
     let defaults = Settings::default();
     let number = |k: &str, d: u64| env(k, &d.to_string()).parse::<u64>().unwrap_or(d);
+    let invoke_routes = match serde_json::from_str(&env("GATEWAY_INVOKE_ROUTES", "{}")) {
+        Ok(routes) => routes,
+        Err(e) => {
+            eprintln!("gateway: GATEWAY_INVOKE_ROUTES is not a JSON object of strings: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let settings = Settings {
         invoke_url: env("GATEWAY_INVOKE_URL", "http://127.0.0.1:9000"),
+        invoke_routes,
         web_dir: PathBuf::from(env("GATEWAY_WEB_DIR", "web")),
         outbound_queue: number("GATEWAY_OUTBOUND_QUEUE", defaults.outbound_queue as u64).max(1)
             as usize,
