@@ -8,7 +8,10 @@
 // An event too large for one message comes as `{"type":"oversized","id":N,"event":"..."}`:
 // it is fetched by id through `fetchEvent` and handed on like any other.
 
-const PING_MS = 30_000;
+// Keeps the socket open: API Gateway closes a WebSocket after 10 minutes without traffic, and
+// NATs and proxies on the way may drop idle TCP sooner. Each ping is a $default invocation,
+// a database write and two billed messages (README, "Cost"), so not more often than this.
+const PING_MS = 240_000;
 const PONG_TIMEOUT_MS = 10_000;
 const WAKE_PONG_TIMEOUT_MS = 5000;
 const SUBSCRIBE_TIMEOUT_MS = 10_000;

@@ -1,5 +1,6 @@
-//! Runs infra/template/check.py in a venv with the pinned requirements.txt, creating the
-//! venv under target/tools/template-venv when it is missing or the requirements changed.
+//! Runs infra/template/check.py (template.yaml, and the optional stacks in infra/aws/) in a
+//! venv with the pinned requirements.txt, creating the venv under target/tools/template-venv
+//! when it is missing or the requirements changed.
 //! Without Python or PyPI this fails and says why: a check that did not run never passes.
 
 use std::path::{Path, PathBuf};
