@@ -81,6 +81,25 @@ pub async fn run(extra: &[String]) -> Result<(), String> {
             acknowledged,
         });
     }
+    if let Some(why) = rehearsal::unavailable() {
+        let acknowledged = std::env::var("BILLWIRE_SKIP_SAM").is_ok_and(|v| v == "1");
+        step(&format!(
+            "{why}\nxtask: the rehearsal of the deployed stack is skipped"
+        ));
+        skips.push(Skip {
+            what: "the rehearsal of the deployed stack (infra/rehearsal)".into(),
+            why: if acknowledged {
+                format!("{why} (BILLWIRE_SKIP_SAM=1)")
+            } else {
+                format!("{why}; install docker.io, pgbouncer and nginx-light and start dockerd, or set BILLWIRE_SKIP_SAM=1 to skip it on purpose")
+            },
+            filterset: "package(=rehearsal)".into(),
+            names: Vec::new(),
+            count: None,
+            whole_binaries: true,
+            acknowledged,
+        });
+    }
     if let Err(why) = browser_prerequisites(&root) {
         step(&format!("{why}\nxtask: the browser test is skipped"));
         // Counted once: with cargo-lambda missing it is skipped among the e2e tests.
