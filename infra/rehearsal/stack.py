@@ -434,9 +434,32 @@ def main() -> None:
                 "service_timeout": props.get("ServiceTimeout"),
             }
 
+    # What CloudFront adds to the requests it passes to the HTTP API (the /api/* behaviour's
+    # origin), dynamic references resolved as CloudFormation resolves them at deploy.
+    def dynamic(value: str) -> str:
+        def one(match):
+            secret_id, _, rest = match.group(1).partition(":SecretString")
+            return sm.get_secret_value(SecretId=secret_id)["SecretString"]
+
+        return re.sub(r"\{\{resolve:secretsmanager:(.+?)\}\}", one, value)
+
+    api_headers = {}
+    for logical, resource in active.items():
+        if resource["Type"] != "AWS::CloudFront::Distribution":
+            continue
+        config = stack.resolve(resource["Properties"])["DistributionConfig"]
+        api_origin = next(
+            (b["TargetOriginId"] for b in config.get("CacheBehaviors", []) if b.get("PathPattern") == "/api/*"), None
+        )
+        for origin in config.get("Origins", []):
+            if origin.get("Id") == api_origin:
+                for header in origin.get("OriginCustomHeaders", []):
+                    api_headers[header["HeaderName"]] = dynamic(header["HeaderValue"])
+
     json.dump(
         {
             "stack_id": stack.pseudo("AWS::StackId"),
+            "cloudfront_api_headers": api_headers,
             "region": REGION,
             "functions": functions,
             "connector": connector,

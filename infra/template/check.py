@@ -550,9 +550,13 @@ def check_parameters(template: dict) -> None:
             problem(f"parameter {name} is missing")
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     expected = {"DATABASE_URL_SECRET_ARN", "JWT_SECRET_SECRET_ARN", "DATABASE_CA_FILE",
-                "ACCESS_TOKEN_TTL_SECONDS", "RUST_LOG", "BILLWIRE_REVISION"}
+                "ACCESS_TOKEN_TTL_SECONDS", "RUST_LOG", "BILLWIRE_REVISION",
+                "ORIGIN_VERIFY_SECRET_SECRET_ARN"}
     if set(variables) != expected:
         problem(f"Globals.Function.Environment has {sorted(variables)}, expected {sorted(expected)}")
+    # The functions check the very secret CloudFront sends (shared/src/api/lambda.rs).
+    if variables.get("ORIGIN_VERIFY_SECRET_SECRET_ARN") != {"Ref": "OriginVerifySecret"}:
+        problem("ORIGIN_VERIFY_SECRET_SECRET_ARN is not the OriginVerifySecret CloudFront sends")
 
 
 # ------------------------------------------------------------- infra/aws/network.yaml, waf.yaml

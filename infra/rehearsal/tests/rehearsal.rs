@@ -67,9 +67,12 @@ fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_string()
 }
 
+/// A client of the HTTP API through "CloudFront": the headers the distribution adds to
+/// every /api/* request it passes on.
 struct Http {
     base: String,
     client: reqwest::Client,
+    cloudfront_headers: Vec<(String, String)>,
 }
 
 impl Http {
@@ -84,6 +87,9 @@ impl Http {
         let mut req = self
             .client
             .request(method.clone(), format!("{}{path}", self.base));
+        for (name, value) in &self.cloudfront_headers {
+            req = req.header(name, value);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -375,10 +381,40 @@ async fn the_deployed_stack_runs_as_aws_runs_it() {
     );
 
     // 3. A person's flow: the page, a login, a live connection, an order, its event.
+    let base = format!("http://127.0.0.1:{gateway_port}");
     let http = Http {
-        base: format!("http://127.0.0.1:{gateway_port}"),
+        base: base.clone(),
         client: reqwest::Client::new(),
+        cloudfront_headers: plan.0["cloudfront_api_headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
     };
+    assert!(
+        !http.cloudfront_headers.is_empty(),
+        "CloudFront adds the origin header"
+    );
+    // Straight to the execute-api URL, around CloudFront and its WAF: refused.
+    let direct = Http {
+        base,
+        client: reqwest::Client::new(),
+        cloudfront_headers: Vec::new(),
+    };
+    let (status, refused) = direct
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            json!({ "email": "admin@demo.test", "password": "Admin123!" }),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("direct_access")),
+        "a login that did not come through CloudFront: {refused}"
+    );
     let (status, page) = http.call("GET", "/", None, Value::Null).await;
     let page = page.as_str().unwrap_or_default().to_string();
     assert_eq!(status, 200, "the dashboard's page");

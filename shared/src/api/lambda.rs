@@ -46,7 +46,11 @@ pub async fn dispatch(handler: Handler, app: App, req: Request) -> ApiResponse {
         .lambda_context_ref()
         .map(|c| c.request_id.clone())
         .unwrap_or_default();
-    let response = match handler(app, req).await {
+    let outcome = match through_the_front_door(&app, &req) {
+        Ok(()) => handler(app, req).await,
+        Err(refused) => Err(refused),
+    };
+    let response = match outcome {
         Ok(response) => response,
         Err(error) => {
             log::error(&error, &request_id);
@@ -62,6 +66,33 @@ pub async fn dispatch(handler: Handler, app: App, req: Request) -> ApiResponse {
         "request"
     );
     response
+}
+
+/// The header CloudFront adds to every request it passes to the HTTP API (template.yaml,
+/// `OriginCustomHeaders`); CloudFront overwrites a viewer's header of the same name.
+pub const ORIGIN_HEADER: &str = "x-billwire-origin";
+
+/// Whether the request came through CloudFront (and its WAF), where the deployment says it
+/// must (`Config::origin_secret`): compared in constant time, refused before any database or
+/// password work. Without the setting (local mode, tests) every request passes.
+fn through_the_front_door(app: &App, req: &Request) -> crate::platform::error::Result<()> {
+    use subtle::ConstantTimeEq;
+    let Some(expected) = &app.config.origin_secret else {
+        return Ok(());
+    };
+    let given = req
+        .headers()
+        .get(ORIGIN_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if bool::from(given.ct_eq(expected.expose().as_bytes())) {
+        return Ok(());
+    }
+    Err(crate::platform::error::Error::new(
+        crate::platform::error::Kind::Forbidden,
+        "direct_access",
+        "this API is served at the dashboard's address; call it there",
+    ))
 }
 
 /// Serves the WebSocket route (`$connect`, `$disconnect`, `$default`) that

@@ -76,7 +76,7 @@ use utoipa::{Modify, OpenApi};
             Unavailable,
         )
     ),
-    modifiers(&BearerScheme, &OptionalBodies),
+    modifiers(&BearerScheme, &OptionalBodies, &ThroughCloudFront),
 )]
 pub struct ApiDoc;
 
@@ -130,6 +130,27 @@ impl Modify for OptionalBodies {
                     content.schema = Some(only.clone());
                     body.required = Some(Required::False);
                 }
+            }
+        }
+    }
+}
+
+/// Deployed behind CloudFront, every operation may answer 403 `direct_access` to a request
+/// that did not come through it (`api::lambda`, `Config::origin_secret`).
+struct ThroughCloudFront;
+
+impl Modify for ThroughCloudFront {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.post, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("403".to_string())
+                    .or_insert_with(|| {
+                        RefOr::Ref(utoipa::openapi::Ref::from_response_name("Forbidden"))
+                    });
             }
         }
     }

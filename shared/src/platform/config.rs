@@ -57,6 +57,10 @@ pub struct Config {
     pub webhook_secret: Option<Vec<u8>>,
     /// The WebSocket API's URL (`wss://...`), returned with tickets when set.
     pub websocket_url: Option<String>,
+    /// What CloudFront sends as `X-Billwire-Origin` on every request it passes to the HTTP
+    /// API. When set, a request without it (sent straight to the `execute-api` URL, around
+    /// CloudFront and its WAF) is refused before any work (`api::lambda::dispatch`).
+    pub origin_secret: Option<Secret>,
 }
 
 impl std::fmt::Debug for Config {
@@ -76,6 +80,7 @@ impl std::fmt::Debug for Config {
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("origin_secret", &self.origin_secret)
             .finish()
     }
 }
@@ -165,6 +170,9 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(String::into_bytes),
             websocket_url: get("WEBSOCKET_URL").filter(|s| !s.is_empty()),
+            origin_secret: get("ORIGIN_VERIFY_SECRET")
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
         })
     }
 
@@ -282,10 +290,16 @@ mod tests {
             ),
             ("JWT_SECRET", SECRET),
             ("WEBHOOK_SECRET", "whsec_0123456789abcdef"),
+            ("ORIGIN_VERIFY_SECRET", "origin0123456789secret"),
         ]))
         .unwrap();
         let printed = format!("{cfg:?} {:?}", cfg.jwt);
-        for secret in ["hunter2-password", SECRET, "whsec_0123456789abcdef"] {
+        for secret in [
+            "hunter2-password",
+            SECRET,
+            "whsec_0123456789abcdef",
+            "origin0123456789secret",
+        ] {
             assert!(!printed.contains(secret), "{printed}");
         }
     }

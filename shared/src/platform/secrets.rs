@@ -1,5 +1,6 @@
 //! Secrets out of configuration: in AWS a function's environment names where each secret
-//! lives (`DATABASE_URL_SECRET_ARN`, `JWT_SECRET_SECRET_ARN`, `WEBHOOK_SECRET_SECRET_ARN`),
+//! lives (`DATABASE_URL_SECRET_ARN`, `JWT_SECRET_SECRET_ARN`, `WEBHOOK_SECRET_SECRET_ARN`,
+//! `ORIGIN_VERIFY_SECRET_SECRET_ARN`),
 //! and the values are read from Secrets Manager once, at start-up, then kept in memory for
 //! the life of the execution environment. Local mode and tests keep plain variables: with no
 //! `*_SECRET_ARN` set, nothing is fetched and no AWS client is built.
@@ -8,7 +9,12 @@ use super::config::ConfigError;
 use std::collections::HashMap;
 
 /// The settings that may come from Secrets Manager.
-pub const NAMES: [&str; 3] = ["DATABASE_URL", "JWT_SECRET", "WEBHOOK_SECRET"];
+pub const NAMES: [&str; 4] = [
+    "DATABASE_URL",
+    "JWT_SECRET",
+    "WEBHOOK_SECRET",
+    "ORIGIN_VERIFY_SECRET",
+];
 
 /// The variable that names a setting's secret: `DATABASE_URL` -> `DATABASE_URL_SECRET_ARN`.
 pub fn arn_variable(name: &str) -> String {
@@ -57,6 +63,7 @@ pub async fn fetch_from(
             name: match *name {
                 "DATABASE_URL" => "DATABASE_URL_SECRET_ARN",
                 "JWT_SECRET" => "JWT_SECRET_SECRET_ARN",
+                "ORIGIN_VERIFY_SECRET" => "ORIGIN_VERIFY_SECRET_SECRET_ARN",
                 _ => "WEBHOOK_SECRET_SECRET_ARN",
             },
             reason,

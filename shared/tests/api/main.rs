@@ -14,6 +14,7 @@ mod invoices;
 mod layering;
 mod lease;
 mod openapi;
+mod origin;
 mod outage;
 mod outbox;
 mod payments;
