@@ -180,3 +180,60 @@ pub fn apt_install(packages: &[&str], say: &dyn Fn(&str)) -> Result<(), String> 
     ));
     Ok(())
 }
+
+/// A Python venv at `target/tools/<name>` with the pinned `requirements` installed (the
+/// rehearsal's and the template checks' tools), created or reinstalled when that file
+/// changed since the last install; its `python`. Fails, saying why, without Python's venv
+/// module or PyPI: a check that could not be set up never passes.
+pub fn python_venv(root: &Path, name: &str, requirements: &Path) -> Result<PathBuf, String> {
+    let dir = root.join("target").join("tools").join(name);
+    let python = dir.join("bin").join("python");
+    let wanted = std::fs::read_to_string(requirements)
+        .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    let stamp = dir.join("requirements.installed");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
+        return Ok(python);
+    }
+    eprintln!(
+        "installing {} into {}",
+        relative(root, requirements),
+        relative(root, &dir)
+    );
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{what}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "{what} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    };
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&dir),
+        "python3 -m venv (needs Python's venv module: apt-get install python3-venv)",
+    )?;
+    run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(requirements),
+        &format!(
+            "pip install -r {} (needs PyPI)",
+            relative(root, requirements)
+        ),
+    )?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    Ok(python)
+}

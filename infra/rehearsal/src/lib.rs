@@ -118,41 +118,8 @@ pub fn can_run(test: &str, unavailable: Option<String>) -> bool {
 /// (reinstalled when that file changes).
 pub fn venv() -> Result<PathBuf, String> {
     let root = workspace();
-    let dir = root.join("target").join("tools").join("rehearsal-venv");
-    let python = dir.join("bin").join("python");
-    let requirements = root
-        .join("infra")
-        .join("rehearsal")
-        .join("requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)
-        .map_err(|e| format!("{}: {e}", requirements.display()))?;
-    let stamp = dir.join("requirements.installed");
-    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
-        return Ok(python);
-    }
-    eprintln!(
-        "rehearsal: installing infra/rehearsal/requirements.txt into {}",
-        dir.display()
-    );
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&dir),
-        "python3 -m venv (apt-get install python3-venv)",
-    )?;
-    run(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-            ])
-            .arg(&requirements),
-        "pip install -r infra/rehearsal/requirements.txt (needs PyPI)",
-    )?;
-    std::fs::write(&stamp, wanted).map_err(|e| format!("{}: {e}", stamp.display()))?;
-    Ok(python)
+    let requirements = root.join("infra/rehearsal/requirements.txt");
+    devkit::tools::python_venv(&root, "rehearsal-venv", &requirements)
 }
 
 /// The Lambda Runtime Interface Emulator bundled with the SAM CLI in [`venv`].

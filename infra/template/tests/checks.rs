@@ -26,34 +26,15 @@ fn run(cmd: &mut Command, what: &str) -> Result<String, String> {
     }
 }
 
-/// The venv's python, (re)installed when requirements.txt differs from the last install.
+/// The venv's python, under target/tools/template-venv, (re)installed when
+/// requirements.txt differs from the last install.
 fn venv() -> Result<PathBuf, String> {
     let root = workspace_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let dir = target.join("tools/template-venv");
-    let python = dir.join("bin/python");
-    let requirements = root.join("infra/template/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)
-        .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
-    let stamp = dir.join("requirements.installed");
-    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&wanted) {
-        return Ok(python);
-    }
-    let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    run(
-        Command::new(&system_python).args(["-m", "venv"]).arg(&dir),
-        "creating the template-checks venv (needs python3 with venv: apt-get install python3-venv)",
-    )?;
-    run(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&requirements),
-        "pip install -r infra/template/requirements.txt (needs PyPI; no network means these checks cannot run)",
-    )?;
-    std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
-    Ok(python)
+    devkit::tools::python_venv(
+        &root,
+        "template-venv",
+        &root.join("infra/template/requirements.txt"),
+    )
 }
 
 #[test]
