@@ -369,6 +369,8 @@ pub fn env_vars(database_url: &str, websocket_url: Option<&str>) -> Value {
             "JWT_SECRET_SECRET_ARN": "",
             "WEBHOOK_SECRET": devkit::secrets::LOCAL_WEBHOOK_SECRET,
             "WEBHOOK_SECRET_SECRET_ARN": "",
+            // Local mode has no CloudFront in front: no origin header to check.
+            "ORIGIN_VERIFY_SECRET_SECRET_ARN": "",
             "WEBSOCKET_URL": websocket_url.unwrap_or(""),
             "LOG_FORMAT": "text",
             "RUST_LOG": "info",
@@ -640,6 +642,26 @@ mod tests {
             checked_in_env_vars(),
             "infra/sam/env.json is out of date: write samlocal::checked_in_env_vars() to it"
         );
+    }
+
+    #[test]
+    fn every_secret_arn_the_template_declares_is_blanked_for_local_mode() {
+        // SAM resolves a Ref to a secret as its logical id; a function would try to fetch
+        // that and fail to start. Every *_SECRET_ARN must get a value here.
+        let text = std::fs::read_to_string(workspace().join("template.yaml")).expect("template");
+        let vars = env_vars("postgres://x", None);
+        let declared: std::collections::BTreeSet<String> = text
+            .lines()
+            .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.trim().to_string()))
+            .filter(|k| k.ends_with("_SECRET_ARN") && !k.contains(' '))
+            .collect();
+        assert!(declared.contains("DATABASE_URL_SECRET_ARN"), "{declared:?}");
+        for name in declared {
+            assert_eq!(
+                vars["Parameters"][&name], "",
+                "{name} is declared in template.yaml but not blanked in samlocal::env_vars"
+            );
+        }
     }
 
     #[test]
