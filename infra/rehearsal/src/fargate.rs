@@ -31,7 +31,7 @@ pub const CONNECTOR_IMAGE: &str = "billwire/connector";
 const RECIPE_LABEL: &str = "billwire.recipe";
 /// The label naming the process that started a container or created a volume, so that what
 /// a killed test left behind can be told from what a running one uses.
-const OWNER_LABEL: &str = "billwire.rehearsal.pid";
+pub(crate) const OWNER_LABEL: &str = "billwire.rehearsal.pid";
 /// The stage name and file the runtime stage copies the binary from.
 const BINARY: &str = "connector";
 
@@ -825,7 +825,7 @@ fn process_alive(pid: &str) -> bool {
 
 /// Removes the containers, volumes and directories of rehearsal processes that are gone
 /// (killed before their [`Task`]s were dropped).
-fn remove_leftovers() {
+pub(crate) fn remove_leftovers() {
     let format = format!("{{{{.ID}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}");
     if let Ok(list) = docker(&[
         "ps",

@@ -477,6 +477,8 @@ pub struct LambdaSetup<'a> {
 
 impl Lambdas {
     pub fn start(plan: &Plan, setup: &LambdaSetup) -> Result<Lambdas, String> {
+        // What a killed rehearsal left running (labelled with its pid) goes first.
+        fargate::remove_leftovers();
         let mut lambdas = Lambdas {
             routes: HashMap::new(),
             containers: Vec::new(),
@@ -491,16 +493,24 @@ impl Lambdas {
                 .map(|h| h.join().unwrap_or_else(|_| Err("a start panicked".into())))
                 .collect()
         });
+        // Every container that started is recorded before any error is returned, so that
+        // dropping `lambdas` removes them all.
+        let mut first_error = None;
         for result in started {
             match result {
                 Ok((binary, name, url)) => {
                     lambdas.containers.push(name);
                     lambdas.routes.insert(binary, url);
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(lambdas)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(lambdas),
+        }
     }
 
     fn start_one(
@@ -523,29 +533,23 @@ impl Lambdas {
             .map(|m| m.len() / (1024 * 1024))
             .unwrap_or(0);
         let mut cmd = Command::new("docker");
-        cmd.args([
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            "billwire.rehearsal=1",
-        ])
-        .args(["--read-only", "--tmpfs", "/tmp:rw,size=512m,mode=1777"])
-        .args([
-            "--user",
-            "993:990",
-            "--memory",
-            &format!("{}m", memory + binary_mb),
-        ])
-        .args(["-p", "127.0.0.1::8080"])
-        .arg("-v")
-        .arg(format!("{}:/var/task:ro", code.display()))
-        .arg("-v")
-        .arg(format!(
-            "{}:/var/rapid/aws-lambda-rie:ro",
-            setup.emulator.display()
-        ));
+        cmd.args(["run", "-d", "--name", &name, "--label"])
+            .arg(format!("{}={}", fargate::OWNER_LABEL, std::process::id()))
+            .args(["--read-only", "--tmpfs", "/tmp:rw,size=512m,mode=1777"])
+            .args([
+                "--user",
+                "993:990",
+                "--memory",
+                &format!("{}m", memory + binary_mb),
+            ])
+            .args(["-p", "127.0.0.1::8080"])
+            .arg("-v")
+            .arg(format!("{}:/var/task:ro", code.display()))
+            .arg("-v")
+            .arg(format!(
+                "{}:/var/rapid/aws-lambda-rie:ro",
+                setup.emulator.display()
+            ));
         for layer in f["layers"].as_array().into_iter().flatten() {
             let dir = workspace().join(layer.as_str().unwrap_or_default());
             cmd.arg("-v").arg(format!("{}:/opt:ro", dir.display()));
@@ -596,17 +600,23 @@ impl Lambdas {
             "/var/task/bootstrap",
         ]);
         run(&mut cmd, &format!("docker run ({binary})"))?;
-        let port = run(
+        let published = run(
             Command::new("docker").args(["port", &name, "8080/tcp"]),
             "docker port",
-        )?;
-        let addr = port
-            .lines()
-            .find(|l| l.starts_with("127.0.0.1:"))
-            .ok_or_else(|| format!("{name} published no port: {port}"))?
-            .trim()
-            .to_string();
-        Ok((binary.to_string(), name, format!("http://{addr}")))
+        )
+        .and_then(|port| {
+            port.lines()
+                .find(|l| l.starts_with("127.0.0.1:"))
+                .map(|l| l.trim().to_string())
+                .ok_or_else(|| format!("{name} published no port: {port}"))
+        });
+        match published {
+            Ok(addr) => Ok((binary.to_string(), name, format!("http://{addr}"))),
+            Err(e) => {
+                let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+                Err(e)
+            }
+        }
     }
 
     /// The logs of one function's container.

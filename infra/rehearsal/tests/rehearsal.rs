@@ -143,7 +143,13 @@ async fn the_deployed_stack_runs_as_aws_runs_it() {
     let server = devkit::localpg::ensure()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let db_name = format!("billwire_rehearsal_{run_id}");
+    // Named like the suite's test databases, so `cargo xtask test` sweeps one a killed run
+    // left behind; dropped at the end of a run.
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let db_name = format!("billwire_test_{created}_rehearsal_{run_id}");
     let (admin, conn) = tokio_postgres::connect(&server.admin_url, tokio_postgres::NoTls)
         .await
         .expect("admin session");
@@ -520,6 +526,11 @@ async fn the_deployed_stack_runs_as_aws_runs_it() {
     );
     println!("rehearsal: passed in {:.0?}", started.elapsed());
     drop(lambdas);
+    drop(task);
+    drop(gateway);
+    let _ = admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+        .await;
 }
 
 async fn admin_count(url: &str, sql: &str) -> i64 {
