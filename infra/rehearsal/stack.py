@@ -44,6 +44,8 @@ URL_SUFFIX = "amazonaws.com"
 
 
 def load_check_module():
+    # No __pycache__ in the checkout: local mode restarts every function on any change there.
+    sys.dont_write_bytecode = True
     spec = importlib.util.spec_from_file_location("template_check", HERE.parent / "template" / "check.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
