@@ -17,7 +17,7 @@ pub async fn serve(function: &str) -> Result<(), lambda_http::Error> {
     telemetry::init();
     let route = routes::by_function(function)
         .ok_or_else(|| format!("{function} is not in api::routes::ROUTES"))?;
-    let config = secrets::config_from_env().await?;
+    let config = secrets::config_from_env(&secrets::NAMES).await?;
     (route.requires)(&config)?;
     run(App::new(config)?, route.handler).await
 }
@@ -102,7 +102,9 @@ pub async fn serve_websocket(function: &str) -> Result<(), lambda_http::Error> {
     telemetry::init();
     let route = routes::websocket_by_function(function)
         .ok_or_else(|| format!("{function} is not in api::routes::WEBSOCKET_ROUTES"))?;
-    let app = App::new(secrets::config_from_env().await?)?;
+    // The WebSocket routes never see CloudFront's origin header nor a webhook: their start
+    // reads only the database URL and the JWT secret.
+    let app = App::new(secrets::config_from_env(&["DATABASE_URL", "JWT_SECRET"]).await?)?;
     let handler: WebSocketHandler = route.handler;
     lambda_http::lambda_runtime::run_concurrent(lambda_http::service_fn(
         move |event: LambdaEvent<WebSocketRequest>| {

@@ -84,9 +84,9 @@ pub async fn fetch_from(
 }
 
 /// A function's configuration at start-up: the environment, with every setting that names
-/// a Secrets Manager secret read from it.
-pub async fn config_from_env() -> Result<super::config::Config, ConfigError> {
+/// a Secrets Manager secret read from it: those of `names` (see [`fetch`]).
+pub async fn config_from_env(names: &[&'static str]) -> Result<super::config::Config, ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
-    let secrets = fetch(env, &NAMES).await?;
+    let secrets = fetch(env, names).await?;
     super::config::Config::from_lookup(|name| secrets.get(name).cloned().or_else(|| env(name)))
 }
